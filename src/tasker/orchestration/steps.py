@@ -1,0 +1,334 @@
+"""A step's life between enqueue and completion: claims, results, retries, leases, checkpoints.
+
+The worker that ran a step records its result and, in the same transaction, orchestration
+processes it and advances the task: one commit per step result (execution.md §6 in one pass).
+Every write made under a claim is fenced by its token (R1.4): a late or superseded worker
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from tasker.domain.model import Claim, JSONObject
+from tasker.domain.retry import backoff_delay_s, should_retry
+from tasker.domain.states import StepEvent, StepState
+from tasker.domain.template import StepTemplate, StepType
+from tasker.orchestration.lifecycle import evaluate_locked_task
+from tasker.orchestration.templates import TemplateCache
+from tasker.store.base import Transaction
+from tasker.store.sql import new_uuid
+
+__all__ = [
+    "ResultOutcome",
+    "StepOutcomeHook",
+    "claim_steps",
+    "heartbeat",
+    "release_claim",
+    "save_checkpoint",
+    "submit_result",
+    "sweep_expired_leases",
+]
+
+
+class ResultOutcome(StrEnum):
+    APPLIED = "applied"
+    REFUSED = "refused"  # the claim was superseded or the step moved on: nothing written
+
+
+class StepOutcomeHook:
+    """Applies a completed decision or batchable step's outcome; the default does nothing.
+
+    Returns an error message to fail the step permanently instead of completing it.
+    """
+
+    def apply(
+        self,
+        tx: Transaction,  # noqa: ARG002 - hook signature
+        task_uuid: str,  # noqa: ARG002
+        step: StepTemplate,  # noqa: ARG002
+        step_uuid: str,  # noqa: ARG002
+        result: Any,  # noqa: ARG002
+        now: datetime,  # noqa: ARG002
+    ) -> str | None:
+        return None
+
+
+def claim_steps(
+    tx: Transaction,
+    *,
+    namespaces: Sequence[str] | None,
+    limit: int,
+    worker_id: str,
+    lease_timeout_s: float,
+    now: datetime,
+) -> list[Claim]:
+    """Claim up to ``limit`` enqueued steps: ``enqueued -> in_progress``, ``attempts + 1``."""
+    claims: list[Claim] = []
+    lease_expires_at = now + timedelta(seconds=lease_timeout_s)
+    for step_uuid, task_uuid, attempts in tx.claim_candidates(namespaces, limit):
+        token = new_uuid()
+        moved = tx.transition_step(
+            step_uuid,
+            task_uuid,
+            StepState.ENQUEUED,
+            StepState.IN_PROGRESS,
+            StepEvent.START.value,
+            now,
+            changes={
+                "in_process": True,
+                "attempts_delta": 1,
+                "last_attempted_at": now,
+                "claim_token": token,
+                "claimed_by": worker_id,
+                "lease_expires_at": lease_expires_at,
+            },
+            metadata={"worker_uuid": worker_id},
+        )
+        if moved is not None:
+            claims.append(Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at))
+    return claims
+
+
+def submit_result(
+    tx: Transaction,
+    templates: TemplateCache,
+    claim: Claim,
+    document: JSONObject,
+    now: datetime,
+    *,
+    hook: StepOutcomeHook | None = None,
+    jitter: bool = True,
+    correlation_id: str | None = None,
+) -> ResultOutcome:
+    """Store a run's result under its claim, process it and advance the task.
+
+    Returns:
+        ``REFUSED`` when the claim is no longer current (lease expired and swept, task
+        cancelled): nothing is written (R1.4).
+    """
+    task = tx.lock_task(claim.task_uuid)
+    if task is None:
+        return ResultOutcome.REFUSED
+    success = bool(document.get("success"))
+    target = (
+        StepState.ENQUEUED_FOR_ORCHESTRATION
+        if success
+        else StepState.ENQUEUED_AS_ERROR_FOR_ORCHESTRATION
+    )
+    event = (
+        StepEvent.ENQUEUE_FOR_ORCHESTRATION
+        if success
+        else StepEvent.ENQUEUE_AS_ERROR_FOR_ORCHESTRATION
+    )
+    transition_uuid = tx.transition_step(
+        claim.step_uuid,
+        claim.task_uuid,
+        StepState.IN_PROGRESS,
+        target,
+        event.value,
+        now,
+        changes={
+            "in_process": False,
+            "results": document,
+            "claim_token": None,
+            "lease_expires_at": None,
+        },
+        claim_token=claim.token,
+        metadata={"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
+    )
+    if transition_uuid is None:
+        return ResultOutcome.REFUSED
+    metadata = document.get("metadata") or {}
+    tx.insert_result_audit(
+        step_uuid=claim.step_uuid,
+        transition_uuid=transition_uuid,
+        task_uuid=claim.task_uuid,
+        worker_uuid=claim.worker_id,
+        correlation_id=correlation_id,
+        success=success,
+        execution_time_ms=metadata.get("execution_time_ms") if isinstance(metadata, dict) else None,
+        attempt=claim.attempts_before + 1,
+        now=now,
+    )
+    template = templates.by_uuid(tx, task.named_task_uuid)
+    step = tx.get_step(claim.step_uuid)
+    assert step is not None  # we just moved it
+    step_template = template.step(step.template_step_name)
+    _process_result(
+        tx, claim.task_uuid, step_template, claim.step_uuid, target, document, step.attempts,
+        step.retryable, step.max_attempts, now, hook or StepOutcomeHook(), jitter,
+    )
+    if not task.state.is_terminal:
+        evaluate_locked_task(tx, task, now)
+    return ResultOutcome.APPLIED
+
+
+def _process_result(
+    tx: Transaction,
+    task_uuid: str,
+    step_template: StepTemplate,
+    step_uuid: str,
+    state: StepState,
+    document: JSONObject,
+    attempts: int,
+    step_retryable: bool,
+    max_attempts: int,
+    now: datetime,
+    hook: StepOutcomeHook,
+    jitter: bool,
+) -> StepState:
+    """Orchestration's classification of a stored result (execution.md §6 steps 3–5)."""
+    if state is StepState.ENQUEUED_FOR_ORCHESTRATION:
+        problem: str | None = None
+        if step_template.type in (StepType.DECISION, StepType.BATCHABLE):
+            problem = hook.apply(
+                tx, task_uuid, step_template, step_uuid, document.get("result"), now
+            )
+        if problem is None:
+            tx.transition_step(
+                step_uuid, task_uuid, state, StepState.COMPLETE, StepEvent.COMPLETE.value, now,
+                changes={"processed": True, "processed_at": now},
+            )
+            return StepState.COMPLETE
+        failed = _outcome_failure(document, problem)
+        tx.transition_step(
+            step_uuid, task_uuid, state, StepState.ERROR, StepEvent.FAIL.value, now,
+            changes={"results": failed}, metadata={"error": failed["error"]},
+        )
+        return StepState.ERROR
+    metadata = document.get("metadata") or {}
+    error = document.get("error") or {}
+    result_retryable = bool(
+        metadata.get("retryable", error.get("retryable", False))
+        if isinstance(metadata, dict) and isinstance(error, dict)
+        else False
+    )
+    if should_retry(
+        result_retryable=result_retryable,
+        step_retryable=step_retryable,
+        attempts=attempts,
+        max_attempts=max_attempts,
+    ):
+        delay = backoff_delay_s(step_template.retry, attempts, document, now, jitter=jitter)
+        tx.transition_step(
+            step_uuid, task_uuid, state, StepState.WAITING_FOR_RETRY,
+            StepEvent.WAIT_FOR_RETRY.value, now,
+            changes={
+                "backoff_request_seconds": delay,
+                "last_attempted_at": now,
+                "next_retry_at": now + timedelta(seconds=delay),
+            },
+            metadata={"error": error, "backoff_seconds": delay},
+        )
+        return StepState.WAITING_FOR_RETRY
+    tx.transition_step(
+        step_uuid, task_uuid, state, StepState.ERROR, StepEvent.FAIL.value, now,
+        metadata={"error": error},
+    )
+    return StepState.ERROR
+
+
+def _outcome_failure(document: JSONObject, problem: str) -> JSONObject:
+    failed = dict(document)
+    failed.update(
+        {
+            "success": False,
+            "status": "permanent_error",
+            "error": {
+                "message": problem,
+                "error_type": "invalid_decision_outcome",
+                "retryable": False,
+            },
+        }
+    )
+    failed["metadata"] = {**(document.get("metadata") or {}), "retryable": False}
+    return failed
+
+
+def lost_worker_document(step_uuid: str, worker_id: str, now: datetime) -> JSONObject:
+    """The failure a sweeper records for a run whose lease expired (execution.md §8)."""
+    message = f"worker {worker_id} lost its lease on step {step_uuid} (presumed dead)"
+    return {
+        "step_uuid": step_uuid,
+        "success": False,
+        "status": "error",
+        "result": {},
+        "error": {"message": message, "error_type": "worker_lost", "retryable": True},
+        "metadata": {
+            "retryable": True,
+            "error_type": "worker_lost",
+            "worker_id": worker_id,
+            "completed_at": now.isoformat(),
+        },
+    }
+
+
+def sweep_expired_leases(
+    tx: Transaction, templates: TemplateCache, now: datetime, *, limit: int = 100,
+    hook: StepOutcomeHook | None = None,
+) -> int:
+    """Fail every run whose lease expired, as its worker would have; returns how many."""
+    swept = 0
+    for step_uuid, task_uuid, token, worker_id in tx.expired_leases(now, limit):
+        step = tx.get_step(step_uuid)
+        attempts = (step.attempts - 1) if step else 0
+        claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, now)
+        document = lost_worker_document(step_uuid, worker_id, now)
+        if submit_result(tx, templates, claim, document, now, hook=hook) is ResultOutcome.APPLIED:
+            swept += 1
+    return swept
+
+
+def release_claim(tx: Transaction, claim: Claim, now: datetime) -> bool:
+    """Give a claim back at shutdown without spending an attempt (R8.5), then re-enqueue."""
+    task = tx.lock_task(claim.task_uuid)
+    if task is None:
+        return False
+    moved = tx.transition_step(
+        claim.step_uuid, claim.task_uuid, StepState.IN_PROGRESS, StepState.WAITING_FOR_RETRY,
+        StepEvent.WAIT_FOR_RETRY.value, now,
+        changes={
+            "in_process": False,
+            "attempts_delta": -1,
+            "claim_token": None,
+            "lease_expires_at": None,
+            "next_retry_at": None,
+        },
+        claim_token=claim.token,
+        metadata={"reason": "released at worker shutdown", "worker_uuid": claim.worker_id},
+    )
+    if moved is None:
+        return False
+    evaluate_locked_task(tx, task, now)
+    return True
+
+
+def heartbeat(tx: Transaction, claim: Claim, lease_timeout_s: float, now: datetime) -> bool:
+    """Extend a lease; ``False`` means the claim is gone and the run should stop writing."""
+    return tx.heartbeat(claim.step_uuid, claim.token, now + timedelta(seconds=lease_timeout_s))
+
+
+def save_checkpoint(
+    tx: Transaction,
+    claim: Claim,
+    *,
+    cursor: Any,
+    items_processed: int,
+    accumulated_results: Any,
+    lease_timeout_s: float,
+    now: datetime,
+) -> bool:
+    """Persist a checkpoint fenced by the claim, renewing its lease (R4.1)."""
+    return tx.save_checkpoint(
+        claim.step_uuid,
+        claim.token,
+        cursor=cursor,
+        items_processed=items_processed,
+        accumulated_results=accumulated_results,
+        lease_expires_at=now + timedelta(seconds=lease_timeout_s),
+        now=now,
+    )

@@ -1,0 +1,622 @@
+"""The persistence operations both SQL backends share, over a backend's named queries.
+
+A backend supplies a ``Dialect`` (how JSON, timestamps and booleans travel, how placeholders are
+written) and its own ``queries.sql``; everything else, the transition write protocol included
+(states.md §3.1), is written once here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
+from tasker.domain.states import StepState, TaskState
+
+__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StoreStats", "new_uuid"]
+
+
+def new_uuid() -> str:
+    """A time-ordered UUID (v7 layout) as text, so ids sort by creation."""
+    return str(_uuid7())
+
+
+def _uuid7() -> uuid.UUID:
+    import os
+    import time
+
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedTask:
+    """A task row held under lock by the current transaction."""
+
+    task_uuid: str
+    state: TaskState
+    namespace: str
+    named_task_uuid: str
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Statements and commits issued, to measure what one step costs."""
+
+    statements: int = 0
+    commits: int = 0
+
+
+class Dialect(Protocol):
+    """What differs between backends in how values travel."""
+
+    name: str
+
+    def placeholder(self, name: str, kind: str) -> str:
+        """The parameter marker for ``name``; ``kind`` is json, ts, bool or plain."""
+        ...
+
+    def json_param(self, value: Any) -> Any: ...
+
+    def json_value(self, value: Any) -> Any: ...
+
+    def ts_param(self, value: datetime | None) -> Any: ...
+
+    def ts_value(self, value: Any) -> datetime | None: ...
+
+    def bool_param(self, value: bool) -> Any: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+
+_STEP_COLUMN_KINDS: Mapping[str, str] = {
+    "inputs": "json",
+    "results": "json",
+    "checkpoint": "json",
+    "processed_at": "ts",
+    "last_attempted_at": "ts",
+    "next_retry_at": "ts",
+    "lease_expires_at": "ts",
+    "enqueued_at": "ts",
+    "in_process": "bool",
+    "processed": "bool",
+    "retryable": "bool",
+    "attempts": "plain",
+    "backoff_request_seconds": "plain",
+    "claim_token": "plain",
+    "claimed_by": "plain",
+    "max_attempts": "plain",
+    "priority": "plain",
+}
+
+
+class SqlTransaction:
+    """One database transaction: the operations orchestration composes.
+
+    Every state change is compare-and-set: a method returns ``False`` (or ``None``) when the
+    row was not in the expected state, meaning somebody else moved first.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        queries: Mapping[str, str],
+        dialect: Dialect,
+        stats: StoreStats,
+        processor_uuid: str,
+    ) -> None:
+        self._conn = conn
+        self._q = queries
+        self._d = dialect
+        self._stats = stats
+        self.processor_uuid = processor_uuid
+        self.wake_namespaces: set[str] = set()
+        self._step_update_sql: dict[tuple[str, ...], str] = {}
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        self._stats.statements += 1
+        return self._conn.execute(sql, params or {})
+
+    def _run(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.execute(self._q[name], params)
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        # fetchall, not fetchone: it finishes the statement, so SQLite never sees it "in progress".
+        rows = self._run(name, params).fetchall()
+        return rows[0] if rows else None
+
+    def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        return list(self._run(name, params).fetchall())
+
+    def _json(self, value: Any) -> Any:
+        return self._d.json_param(value)
+
+    def _ts(self, value: datetime | None) -> Any:
+        return self._d.ts_param(value)
+
+    # -- templates ------------------------------------------------------------------------
+
+    def upsert_named_task(
+        self,
+        namespace: str,
+        name: str,
+        version: str,
+        configuration: JSONObject,
+        identity_strategy: str,
+        now: datetime,
+    ) -> str:
+        row = self._one(
+            "upsert_named_task",
+            {
+                "named_task_uuid": new_uuid(),
+                "namespace": namespace,
+                "name": name,
+                "version": version,
+                "configuration": self._json(configuration),
+                "identity_strategy": identity_strategy,
+                "now": self._ts(now),
+            },
+        )
+        return str(row["named_task_uuid"])
+
+    def find_named_task(
+        self, namespace: str, name: str, version: str
+    ) -> tuple[str, JSONObject] | None:
+        row = self._one(
+            "find_named_task", {"namespace": namespace, "name": name, "version": version}
+        )
+        if row is None:
+            return None
+        return str(row["named_task_uuid"]), self._d.json_value(row["configuration"])
+
+    def named_task_configuration(self, named_task_uuid: str) -> JSONObject | None:
+        row = self._one("named_task_by_uuid", {"named_task_uuid": named_task_uuid})
+        return None if row is None else self._d.json_value(row["configuration"])
+
+    def list_named_tasks(self) -> list[tuple[str, JSONObject]]:
+        return [
+            (str(r["named_task_uuid"]), self._d.json_value(r["configuration"]))
+            for r in self._all("list_named_tasks")
+        ]
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def insert_task(self, values: Mapping[str, Any], now: datetime) -> bool:
+        """Insert a task row; ``False`` when its identity hash already exists."""
+        params = dict(values)
+        params["context"] = self._json(params["context"])
+        params["tags"] = self._json(params["tags"])
+        params["now"] = self._ts(now)
+        return self._one("insert_task", params) is not None
+
+    def task_by_identity(self, identity_hash: str) -> str | None:
+        row = self._one("task_by_identity", {"identity_hash": identity_hash})
+        return None if row is None else str(row["task_uuid"])
+
+    def get_task(self, task_uuid: str) -> TaskRecord | None:
+        row = self._one("get_task", {"task_uuid": task_uuid})
+        return None if row is None else self._task_record(row)
+
+    def lock_task(self, task_uuid: str) -> LockedTask | None:
+        """The task's state, with the task row locked until the transaction ends."""
+        row = self._one("lock_task", {"task_uuid": task_uuid})
+        if row is None:
+            return None
+        return LockedTask(
+            task_uuid, TaskState(row["state"]), row["namespace"], str(row["named_task_uuid"])
+        )
+
+    def transition_task(
+        self,
+        task_uuid: str,
+        from_state: TaskState,
+        to_state: TaskState,
+        event: str,
+        now: datetime,
+        metadata: JSONObject | None = None,
+    ) -> bool:
+        """Compare-and-set the task state and append its transition row."""
+        row = self._one(
+            "bump_task",
+            {
+                "task_uuid": task_uuid,
+                "from_state": from_state.value,
+                "to_state": to_state.value,
+                "now": self._ts(now),
+            },
+        )
+        if row is None:
+            return False
+        sort_key = int(row["transition_count"])
+        if sort_key > 1:
+            self._run("retire_task_transition", {"task_uuid": task_uuid, "now": self._ts(now)})
+        meta = {"event": event, "timestamp": now.isoformat()}
+        if metadata:
+            meta.update(metadata)
+        self._run(
+            "insert_task_transition",
+            {
+                "uuid": new_uuid(),
+                "task_uuid": task_uuid,
+                "from_state": from_state.value if sort_key > 1 else None,
+                "to_state": to_state.value,
+                "event": event,
+                "sort_key": sort_key,
+                "metadata": self._json(meta),
+                "processor_uuid": self.processor_uuid,
+                "now": self._ts(now),
+            },
+        )
+        return True
+
+    def tasks_in_states(
+        self, states: Iterable[TaskState], entered_before: datetime, limit: int
+    ) -> list[str]:
+        rows = self._all(
+            "tasks_in_states",
+            {
+                "states": json.dumps([s.value for s in states]),
+                "entered_before": self._ts(entered_before),
+                "limit": limit,
+            },
+        )
+        return [str(r["task_uuid"]) for r in rows]
+
+    def due_retry_tasks(self, now: datetime, limit: int) -> list[str]:
+        rows = self._all("due_retry_tasks", {"now": self._ts(now), "limit": limit})
+        return [str(r["task_uuid"]) for r in rows]
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def insert_step(self, values: Mapping[str, Any], now: datetime) -> None:
+        params = dict(values)
+        params["inputs"] = None if params["inputs"] is None else self._json(params["inputs"])
+        params["retryable"] = self._d.bool_param(bool(params["retryable"]))
+        params["now"] = self._ts(now)
+        self._run("insert_step", params)
+
+    def insert_edge(
+        self, task_uuid: str, from_step_uuid: str, to_step_uuid: str, name: str, now: datetime
+    ) -> None:
+        self._run(
+            "insert_edge",
+            {
+                "task_uuid": task_uuid,
+                "from_step_uuid": from_step_uuid,
+                "to_step_uuid": to_step_uuid,
+                "name": name,
+                "now": self._ts(now),
+            },
+        )
+
+    def task_steps(self, task_uuid: str) -> list[StepRecord]:
+        return [self._step_record(r) for r in self._all("task_steps", {"task_uuid": task_uuid})]
+
+    def get_step(self, step_uuid: str) -> StepRecord | None:
+        row = self._one("get_step", {"workflow_step_uuid": step_uuid})
+        return None if row is None else self._step_record(row)
+
+    def task_edges(self, task_uuid: str) -> list[tuple[str, str, str]]:
+        rows = self._all("task_edges", {"task_uuid": task_uuid})
+        return [(r["from_name"], r["to_name"], r["edge_name"]) for r in rows]
+
+    def ready_steps(self, task_uuid: str, now: datetime) -> list[tuple[str, StepState]]:
+        rows = self._all("ready_steps", {"task_uuid": task_uuid, "now": self._ts(now)})
+        return [(str(r["workflow_step_uuid"]), StepState(r["state"])) for r in rows]
+
+    def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
+        rows = self._all("step_state_counts", {"task_uuid": task_uuid})
+        return {StepState(r["state"]): int(r["n"]) for r in rows}
+
+    def transition_step(
+        self,
+        step_uuid: str,
+        task_uuid: str,
+        from_state: StepState | None,
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        claim_token: str | None = None,
+        metadata: JSONObject | None = None,
+    ) -> str | None:
+        """Compare-and-set a step's state, apply row changes, append its transition row.
+
+        ``from_state`` ``None`` writes the initial ``null -> pending`` row of a new step.
+        ``claim_token`` additionally requires the claim to be the current one (fencing).
+        ``changes`` maps columns to new values; key ``attempts_delta`` adds to ``attempts``.
+
+        Returns:
+            The new transition's uuid, or ``None`` when the step was not in ``from_state``
+            (or the claim was superseded).
+        """
+        changes = dict(changes or {})
+        params: dict[str, Any] = {
+            "workflow_step_uuid": step_uuid,
+            "to_state": to_state.value,
+            "from_state": (from_state or to_state).value,
+            "now": self._ts(now),
+        }
+        for column, value in changes.items():
+            kind = "plain" if column == "attempts_delta" else _STEP_COLUMN_KINDS[column]
+            if value is None:
+                params[f"c_{column}"] = None
+            elif kind == "json":
+                params[f"c_{column}"] = self._json(value)
+            elif kind == "ts":
+                params[f"c_{column}"] = self._ts(value)
+            elif kind == "bool":
+                params[f"c_{column}"] = self._d.bool_param(bool(value))
+            else:
+                params[f"c_{column}"] = value
+        if claim_token is not None:
+            params["claim_token"] = claim_token
+        sql = self._step_update(tuple(sorted(changes)), claim_token is not None)
+        rows = self.execute(sql, params).fetchall()
+        if not rows:
+            return None
+        row = rows[0]
+        sort_key = int(row["transition_count"])
+        if sort_key > 1:
+            self._run(
+                "retire_step_transition",
+                {"workflow_step_uuid": step_uuid, "now": self._ts(now)},
+            )
+        meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
+        if metadata:
+            meta.update(metadata)
+        transition_uuid = new_uuid()
+        self._run(
+            "insert_step_transition",
+            {
+                "uuid": transition_uuid,
+                "workflow_step_uuid": step_uuid,
+                "task_uuid": task_uuid,
+                "from_state": from_state.value if from_state is not None else None,
+                "to_state": to_state.value,
+                "event": event,
+                "sort_key": sort_key,
+                "metadata": self._json(meta),
+                "now": self._ts(now),
+            },
+        )
+        return transition_uuid
+
+    def _step_update(self, columns: tuple[str, ...], fenced: bool) -> str:
+        key = (*columns, "+fenced" if fenced else "")
+        sql = self._step_update_sql.get(key)
+        if sql is not None:
+            return sql
+        ph = self._d.placeholder
+        sets = [
+            f"state = {ph('to_state', 'plain')}",
+            "transition_count = transition_count + 1",
+            f"updated_at = {ph('now', 'ts')}",
+        ]
+        for column in columns:
+            if column == "attempts_delta":
+                sets.append(f"attempts = attempts + {ph('c_attempts_delta', 'plain')}")
+            else:
+                sets.append(f"{column} = {ph('c_' + column, _STEP_COLUMN_KINDS[column])}")
+        where = [
+            f"workflow_step_uuid = {ph('workflow_step_uuid', 'plain')}",
+            f"state = {ph('from_state', 'plain')}",
+        ]
+        if fenced:
+            where.append(f"claim_token = {ph('claim_token', 'plain')}")
+        sql = (
+            f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} "
+            "RETURNING transition_count"
+        )
+        self._step_update_sql[key] = sql
+        return sql
+
+    def insert_result_audit(
+        self,
+        *,
+        step_uuid: str,
+        transition_uuid: str,
+        task_uuid: str,
+        worker_uuid: str | None,
+        correlation_id: str | None,
+        success: bool,
+        execution_time_ms: float | None,
+        attempt: int,
+        now: datetime,
+    ) -> None:
+        self._run(
+            "insert_result_audit",
+            {
+                "uuid": new_uuid(),
+                "workflow_step_uuid": step_uuid,
+                "transition_uuid": transition_uuid,
+                "task_uuid": task_uuid,
+                "now": self._ts(now),
+                "worker_uuid": worker_uuid,
+                "correlation_id": correlation_id,
+                "success": self._d.bool_param(success),
+                "execution_time_ms": execution_time_ms,
+                "attempt": attempt,
+            },
+        )
+
+    def claim_candidates(
+        self, namespaces: Sequence[str] | None, limit: int
+    ) -> list[tuple[str, str, int]]:
+        rows = self._all(
+            "claim_candidates",
+            {
+                "any_namespace": 1 if not namespaces else 0,
+                "namespaces": json.dumps(list(namespaces or [])),
+                "limit": limit,
+            },
+        )
+        return [(str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows]
+
+    def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
+        rows = self._all("ancestor_results", {"workflow_step_uuid": step_uuid})
+        return {str(r["name"]): self._d.json_value(r["results"]) for r in rows}
+
+    def heartbeat(self, step_uuid: str, claim_token: str, lease_expires_at: datetime) -> bool:
+        cur = self._run(
+            "heartbeat",
+            {
+                "workflow_step_uuid": step_uuid,
+                "claim_token": claim_token,
+                "lease_expires_at": self._ts(lease_expires_at),
+            },
+        )
+        return bool(cur.rowcount == 1)
+
+    def save_checkpoint(
+        self,
+        step_uuid: str,
+        claim_token: str,
+        *,
+        cursor: Any,
+        items_processed: int,
+        accumulated_results: Any,
+        lease_expires_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Write a checkpoint in one statement, only under the current claim (R4.1)."""
+        cur = self._run(
+            "save_checkpoint",
+            {
+                "workflow_step_uuid": step_uuid,
+                "claim_token": claim_token,
+                "cursor": json.dumps(cursor),
+                "items_processed": items_processed,
+                "accumulated_results": json.dumps(accumulated_results),
+                "lease_expires_at": self._ts(lease_expires_at),
+                "now": self._ts(now),
+            },
+        )
+        return bool(cur.rowcount == 1)
+
+    def expired_leases(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]:
+        rows = self._all("expired_leases", {"now": self._ts(now), "limit": limit})
+        return [
+            (str(r["workflow_step_uuid"]), str(r["task_uuid"]), str(r["claim_token"]),
+             str(r["claimed_by"]))
+            for r in rows
+        ]
+
+    # -- DLQ, history, introspection ------------------------------------------------------
+
+    def insert_dlq_entry(
+        self,
+        task_uuid: str,
+        original_state: str,
+        reason: str,
+        snapshot: JSONObject,
+        metadata: JSONObject,
+        now: datetime,
+    ) -> bool:
+        cur = self._run(
+            "insert_dlq_entry",
+            {
+                "uuid": new_uuid(),
+                "task_uuid": task_uuid,
+                "original_state": original_state,
+                "dlq_reason": reason,
+                "task_snapshot": self._json(snapshot),
+                "metadata": self._json(metadata),
+                "now": self._ts(now),
+            },
+        )
+        return bool(cur.rowcount == 1)
+
+    def task_transitions(self, task_uuid: str) -> list[TransitionRecord]:
+        return [self._transition(r) for r in self._all("task_transitions", {"task_uuid": task_uuid})]
+
+    def step_transitions(self, step_uuid: str) -> list[TransitionRecord]:
+        rows = self._all("step_transitions", {"workflow_step_uuid": step_uuid})
+        return [self._transition(r) for r in rows]
+
+    def table_counts(self) -> dict[str, int]:
+        return {str(r["t"]): int(r["n"]) for r in self._all("table_counts")}
+
+    # -- row mapping ----------------------------------------------------------------------
+
+    def _transition(self, row: Any) -> TransitionRecord:
+        return TransitionRecord(
+            entity_uuid=str(row["entity_uuid"]),
+            from_state=row["from_state"],
+            to_state=row["to_state"],
+            event=row["event"],
+            sort_key=int(row["sort_key"]),
+            most_recent=bool(row["most_recent"]),
+            metadata=self._d.json_value(row["metadata"]) or {},
+            created_at=self._required_ts(row["created_at"]),
+        )
+
+    def _required_ts(self, value: Any) -> datetime:
+        ts = self._d.ts_value(value)
+        if ts is None:
+            raise ValueError("timestamp column is null")
+        return ts
+
+    def _task_record(self, row: Any) -> TaskRecord:
+        d = self._d
+        return TaskRecord(
+            task_uuid=str(row["task_uuid"]),
+            named_task_uuid=str(row["named_task_uuid"]),
+            namespace=row["namespace"],
+            name=row["name"],
+            version=row["version"],
+            state=TaskState(row["state"]),
+            context=d.json_value(row["context"]),
+            identity_hash=row["identity_hash"],
+            initiator=row["initiator"],
+            source_system=row["source_system"],
+            reason=row["reason"],
+            tags=d.json_value(row["tags"]) or [],
+            priority=int(row["priority"]),
+            correlation_id=str(row["correlation_id"]),
+            parent_correlation_id=row["parent_correlation_id"],
+            requested_at=self._required_ts(row["requested_at"]),
+            created_at=self._required_ts(row["created_at"]),
+            updated_at=self._required_ts(row["updated_at"]),
+            complete=bool(row["complete"]),
+            completed_at=d.ts_value(row["completed_at"]),
+        )
+
+    def _step_record(self, row: Any) -> StepRecord:
+        d = self._d
+        return StepRecord(
+            workflow_step_uuid=str(row["workflow_step_uuid"]),
+            task_uuid=str(row["task_uuid"]),
+            name=row["name"],
+            template_step_name=row["template_step_name"],
+            state=StepState(row["state"]),
+            retryable=bool(row["retryable"]),
+            max_attempts=int(row["max_attempts"]),
+            attempts=int(row["attempts"] or 0),
+            in_process=bool(row["in_process"]),
+            processed=bool(row["processed"]),
+            processed_at=d.ts_value(row["processed_at"]),
+            last_attempted_at=d.ts_value(row["last_attempted_at"]),
+            backoff_request_seconds=row["backoff_request_seconds"],
+            next_retry_at=d.ts_value(row["next_retry_at"]),
+            inputs=d.json_value(row["inputs"]),
+            results=d.json_value(row["results"]),
+            checkpoint=d.json_value(row["checkpoint"]),
+            created_at=self._required_ts(row["created_at"]),
+            updated_at=self._required_ts(row["updated_at"]),
+        )

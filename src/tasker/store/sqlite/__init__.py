@@ -1,0 +1,231 @@
+"""SQLite store: one file in WAL mode, a connection per thread, serialised writers.
+
+Writers take an in-process lock before ``BEGIN IMMEDIATE``: threads of one process hand the
+write lock over without SQLite's sleeping busy handler, and other processes on the same file
+still serialise on SQLite's own lock (busy timeout) and obey every compare-and-set.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasker.errors import MigrationRequired, StoreError, StoreUnavailable
+from tasker.store.migrate import discover_migrations
+from tasker.store.queries import load_queries
+from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
+
+__all__ = ["SqliteDialect", "SqliteStore"]
+
+_HERE = Path(__file__).parent
+
+
+def _format_ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqliteDialect:
+    name = "sqlite"
+
+    def placeholder(self, name: str, kind: str) -> str:  # noqa: ARG002 - one marker for all kinds
+        return f":{name}"
+
+    def json_param(self, value: Any) -> Any:
+        return json.dumps(value, separators=(",", ":"))
+
+    def json_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def ts_param(self, value: datetime | None) -> Any:
+        return None if value is None else _format_ts(value)
+
+    def ts_value(self, value: Any) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+    def bool_param(self, value: bool) -> Any:
+        return 1 if value else 0
+
+
+class SqliteStore:
+    """The embedded backend. ``path`` is a file; ``:memory:`` is refused (threads need a file)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path, *, migrate: bool = True, busy_timeout_s: float = 30.0):
+        if str(path) in ("", ":memory:"):
+            raise StoreError("the SQLite store needs a file path, not an in-memory database")
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._queries = load_queries(_HERE / "queries.sql")
+        self._dialect = SqliteDialect()
+        self.stats = StoreStats()
+        self.processor_uuid = new_uuid()
+        self._work = threading.Condition()
+        self._work_seq = 0
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the directory of {self.path}: {exc}") from exc
+        if migrate:
+            self.migrate()
+        else:
+            self._check_schema()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._local.conn = conn
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this store opened (all threads)."""
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+        with self._work:
+            self._work.notify_all()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
+        row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _check_schema(self) -> None:
+        latest = len(discover_migrations(_HERE / "migrations"))
+        current = self._schema_version(self._connection())
+        if current < latest:
+            raise MigrationRequired(
+                f"{self.path} has schema version {current}, this tasker needs {latest}: "
+                "run `tasker migrate` (or open the store with migrate=True)"
+            )
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns how many ran. Safe to call from many processes."""
+        conn = self._connection()
+        applied = 0
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                current = self._schema_version(conn)
+                for migration in discover_migrations(_HERE / "migrations"):
+                    if migration.version <= current:
+                        continue
+                    for statement in _split_sql(migration.sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, _format_ts(datetime.now(UTC))),
+                    )
+                    applied += 1
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"migrating {self.path} failed: {exc}") from exc
+        return applied
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """A write transaction; commits on success, rolls back on any exception."""
+        conn = self._connection()
+        with self._write_lock:
+            tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"SQLite database {self.path} is locked: {exc}") from exc
+            try:
+                yield tx
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+            self.stats.commits += 1
+        if tx.wake_namespaces:
+            self.notify_work()
+
+    @contextmanager
+    def read(self) -> Iterator[SqlTransaction]:
+        """A read-only snapshot (no write lock taken)."""
+        conn = self._connection()
+        tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
+        conn.execute("BEGIN")
+        try:
+            yield tx
+        finally:
+            conn.execute("COMMIT")
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def notify_work(self) -> None:
+        """Wake idle workers of this process: new steps were enqueued."""
+        with self._work:
+            self._work_seq += 1
+            self._work.notify_all()
+
+    def work_sequence(self) -> int:
+        return self._work_seq
+
+    def wait_for_work(self, seen: int, timeout_s: float) -> int:
+        """Block until work is announced after ``seen`` or the timeout passes (polling fallback)."""
+        with self._work:
+            if self._work_seq == seen and not self._closed:
+                self._work.wait(timeout_s)
+            return self._work_seq
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration file into statements (no semicolons inside our literals)."""
+    statements: list[str] = []
+    for chunk in script.split(";"):
+        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
+        text = "\n".join(lines).strip()
+        if text:
+            statements.append(text)
+    return statements

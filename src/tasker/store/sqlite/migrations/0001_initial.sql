@@ -1,0 +1,160 @@
+-- 0001: the initial schema.
+
+CREATE TABLE schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+);
+
+CREATE TABLE named_tasks (
+    named_task_uuid    TEXT PRIMARY KEY,
+    namespace          TEXT NOT NULL,
+    name               TEXT NOT NULL,
+    version            TEXT NOT NULL,
+    configuration      TEXT NOT NULL,          -- the template as JSON
+    identity_strategy  TEXT NOT NULL DEFAULT 'strict',
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL,
+    UNIQUE (namespace, name, version)
+);
+
+CREATE TABLE tasks (
+    task_uuid              TEXT PRIMARY KEY,
+    named_task_uuid        TEXT NOT NULL REFERENCES named_tasks (named_task_uuid),
+    namespace              TEXT NOT NULL,
+    name                   TEXT NOT NULL,
+    version                TEXT NOT NULL,
+    state                  TEXT NOT NULL,          -- current state, kept with the transition rows
+    context                TEXT NOT NULL,
+    identity_hash          TEXT NOT NULL UNIQUE,
+    initiator              TEXT NOT NULL,
+    source_system          TEXT NOT NULL,
+    reason                 TEXT NOT NULL,
+    tags                   TEXT NOT NULL DEFAULT '[]',
+    priority               INTEGER NOT NULL DEFAULT 0,
+    correlation_id         TEXT NOT NULL,
+    parent_correlation_id  TEXT,
+    requested_at           TEXT NOT NULL,
+    complete               INTEGER NOT NULL DEFAULT 0,
+    completed_at           TEXT,
+    transition_count       INTEGER NOT NULL DEFAULT 0,
+    state_entered_at       TEXT NOT NULL,
+    created_at             TEXT NOT NULL,
+    updated_at             TEXT NOT NULL
+);
+CREATE INDEX tasks_state_idx ON tasks (state, created_at);
+CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
+
+CREATE TABLE workflow_steps (
+    workflow_step_uuid       TEXT PRIMARY KEY,
+    task_uuid                TEXT NOT NULL REFERENCES tasks (task_uuid),
+    name                     TEXT NOT NULL,
+    template_step_name       TEXT NOT NULL,
+    namespace                TEXT NOT NULL,      -- routing: workers claim by namespace
+    state                    TEXT NOT NULL,
+    retryable                INTEGER NOT NULL DEFAULT 1,
+    max_attempts             INTEGER NOT NULL DEFAULT 3,
+    attempts                 INTEGER NOT NULL DEFAULT 0,
+    in_process               INTEGER NOT NULL DEFAULT 0,
+    processed                INTEGER NOT NULL DEFAULT 0,
+    processed_at             TEXT,
+    last_attempted_at        TEXT,
+    backoff_request_seconds  REAL,
+    next_retry_at            TEXT,
+    inputs                   TEXT,
+    results                  TEXT,
+    checkpoint               TEXT,
+    claim_token              TEXT,
+    claimed_by               TEXT,
+    lease_expires_at         TEXT,
+    priority                 INTEGER NOT NULL DEFAULT 0,
+    enqueued_at              TEXT,
+    transition_count         INTEGER NOT NULL DEFAULT 0,
+    created_at               TEXT NOT NULL,
+    updated_at               TEXT NOT NULL,
+    UNIQUE (task_uuid, name)
+);
+CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (state, namespace, priority, enqueued_at);
+CREATE INDEX workflow_steps_retry_idx ON workflow_steps (state, next_retry_at);
+CREATE INDEX workflow_steps_lease_idx ON workflow_steps (state, lease_expires_at);
+
+CREATE TABLE workflow_step_edges (
+    from_step_uuid  TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    to_step_uuid    TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    name            TEXT NOT NULL,
+    task_uuid       TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    PRIMARY KEY (from_step_uuid, to_step_uuid, name)
+);
+CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
+
+CREATE TABLE task_transitions (
+    task_transition_uuid  TEXT PRIMARY KEY,
+    task_uuid             TEXT NOT NULL REFERENCES tasks (task_uuid),
+    from_state            TEXT,
+    to_state              TEXT NOT NULL CHECK (to_state IN (
+        'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results',
+        'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures', 'complete',
+        'error', 'cancelled', 'resolved_manually')),
+    event                 TEXT,
+    sort_key              INTEGER NOT NULL,
+    most_recent           INTEGER NOT NULL,
+    metadata              TEXT NOT NULL DEFAULT '{}',
+    processor_uuid        TEXT,
+    created_at            TEXT NOT NULL,
+    updated_at            TEXT NOT NULL
+);
+CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent = 1;
+CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
+
+CREATE TABLE workflow_step_transitions (
+    workflow_step_transition_uuid  TEXT PRIMARY KEY,
+    workflow_step_uuid             TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    task_uuid                      TEXT NOT NULL,
+    from_state                     TEXT,
+    to_state                       TEXT NOT NULL CHECK (to_state IN (
+        'pending', 'enqueued', 'in_progress', 'enqueued_for_orchestration',
+        'enqueued_as_error_for_orchestration', 'waiting_for_retry', 'complete', 'error',
+        'cancelled', 'resolved_manually')),
+    event                          TEXT,
+    sort_key                       INTEGER NOT NULL,
+    most_recent                    INTEGER NOT NULL,
+    metadata                       TEXT NOT NULL DEFAULT '{}',
+    created_at                     TEXT NOT NULL,
+    updated_at                     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent = 1;
+CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
+
+CREATE TABLE workflow_step_result_audit (
+    workflow_step_result_audit_uuid  TEXT PRIMARY KEY,
+    workflow_step_uuid               TEXT NOT NULL,
+    workflow_step_transition_uuid    TEXT NOT NULL,
+    task_uuid                        TEXT NOT NULL,
+    recorded_at                      TEXT NOT NULL,
+    worker_uuid                      TEXT,
+    correlation_id                   TEXT,
+    success                          INTEGER NOT NULL,
+    execution_time_ms                REAL,
+    attempt                          INTEGER NOT NULL,
+    UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
+);
+CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
+
+CREATE TABLE dlq_entries (
+    dlq_entry_uuid        TEXT PRIMARY KEY,
+    task_uuid             TEXT NOT NULL REFERENCES tasks (task_uuid),
+    original_state        TEXT NOT NULL,
+    dlq_reason            TEXT NOT NULL,
+    dlq_timestamp         TEXT NOT NULL,
+    resolution_status     TEXT NOT NULL DEFAULT 'pending',
+    resolution_timestamp  TEXT,
+    resolution_notes      TEXT,
+    resolved_by           TEXT,
+    task_snapshot         TEXT NOT NULL,
+    metadata              TEXT NOT NULL DEFAULT '{}',
+    created_at            TEXT NOT NULL,
+    updated_at            TEXT NOT NULL
+);
+CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';

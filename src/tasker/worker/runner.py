@@ -1,0 +1,370 @@
+"""Worker threads: claim a step, run its handler, record the result through orchestration.
+
+Each thread loops claim → run → submit with its own store connection and its own event loop
+for ``async def`` handlers. A watchdog (``check_timeouts``, called by the runtime's maintenance
+loop) fails a run that outlives its timeout and starts a replacement thread, so capacity comes
+back even when a handler never returns (R8.3); the stuck thread's late result is refused by
+the claim's fencing token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tasker.domain.model import Claim, JSONObject
+from tasker.domain.template import StepTemplate
+from tasker.orchestration.steps import (
+    ResultOutcome,
+    StepOutcomeHook,
+    claim_steps,
+    heartbeat,
+    save_checkpoint,
+    submit_result,
+)
+from tasker.orchestration.templates import TemplateCache
+from tasker.store.base import Store, Transaction
+from tasker.worker.context import StepContext
+from tasker.worker.execution import (
+    handler_not_found_result,
+    invoke_handler,
+    is_checkpoint_yield,
+    result_document,
+)
+from tasker.worker.handlers import HandlerRegistry
+from tasker.worker.resolvers import HandlerDefinition
+from tasker.worker.results import StepHandlerResult
+
+__all__ = ["WorkerPool", "build_task_sequence_step"]
+
+log = logging.getLogger("tasker.worker")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def step_definition(step: StepTemplate) -> JSONObject:
+    """A template step as the plain dict handlers see in ``task_sequence_step``."""
+    data = dataclasses.asdict(step)
+    data["type"] = step.type.value
+    data["retry"]["backoff"] = step.retry.backoff.value
+    data["dependencies"] = list(step.dependencies)
+    return data
+
+
+def build_task_sequence_step(
+    tx: Transaction, templates: TemplateCache, claim: Claim
+) -> tuple[JSONObject, StepTemplate]:
+    """Everything a handler may read about its step (python-api.md §2.4)."""
+    task = tx.get_task(claim.task_uuid)
+    step = tx.get_step(claim.step_uuid)
+    if task is None or step is None:
+        raise LookupError(f"claimed step {claim.step_uuid} has no task or step row")
+    template = templates.by_uuid(tx, task.named_task_uuid)
+    step_template = template.step(step.template_step_name)
+    tss: JSONObject = {
+        "task": {
+            "task": {
+                "task_uuid": task.task_uuid,
+                "named_task_uuid": task.named_task_uuid,
+                "context": task.context,
+                "correlation_id": task.correlation_id,
+                "parent_correlation_id": task.parent_correlation_id,
+                "initiator": task.initiator,
+                "source_system": task.source_system,
+                "reason": task.reason,
+                "tags": task.tags,
+                "priority": task.priority,
+                "identity_hash": task.identity_hash,
+                "requested_at": _iso(task.requested_at),
+                "created_at": _iso(task.created_at),
+            },
+            "task_name": task.name,
+            "task_version": task.version,
+            "namespace_name": task.namespace,
+        },
+        "workflow_step": {
+            "workflow_step_uuid": step.workflow_step_uuid,
+            "task_uuid": step.task_uuid,
+            "named_step_uuid": None,
+            "name": step.name,
+            "template_step_name": step.template_step_name,
+            "retryable": step.retryable,
+            "max_attempts": step.max_attempts,
+            "attempts": claim.attempts_before,
+            "in_process": step.in_process,
+            "processed": step.processed,
+            "processed_at": _iso(step.processed_at),
+            "last_attempted_at": _iso(step.last_attempted_at),
+            "backoff_request_seconds": step.backoff_request_seconds,
+            "inputs": step.inputs or {},
+            "results": step.results,
+            "checkpoint": step.checkpoint,
+            "created_at": _iso(step.created_at),
+            "updated_at": _iso(step.updated_at),
+        },
+        "dependency_results": tx.ancestor_results(claim.step_uuid),
+        "step_definition": step_definition(step_template),
+    }
+    return tss, step_template
+
+
+@dataclass
+class _Run:
+    """One step run in flight on one thread."""
+
+    claim: Claim
+    deadline: float
+    thread: threading.Thread
+    abandoned: bool = False
+
+
+@dataclass
+class PoolSettings:
+    concurrency: int = 4
+    namespaces: Sequence[str] | None = None
+    lease_timeout_s: float = 30.0
+    step_timeout_s: float = 30.0
+    poll_interval_s: float = 0.5
+    jitter: bool = True
+    max_result_bytes: int = 1_048_576
+    worker_id: str = field(default_factory=lambda: f"worker-{time.time_ns():x}")
+
+
+class WorkerPool:
+    """A fixed number of threads that claim and run steps of the namespaces they serve."""
+
+    def __init__(
+        self,
+        store: Store,
+        templates: TemplateCache,
+        registry: HandlerRegistry,
+        settings: PoolSettings,
+        *,
+        hook: StepOutcomeHook | None = None,
+        on_result: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.templates = templates
+        self.registry = registry
+        self.settings = settings
+        self.hook = hook or StepOutcomeHook()
+        self._on_result = on_result or (lambda _task_uuid: None)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._runs: dict[int, _Run] = {}
+        self._runs_lock = threading.Lock()
+        self._serial = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for _ in range(self.settings.concurrency):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._serial += 1
+        thread = threading.Thread(
+            target=self._loop, name=f"tasker-worker-{self._serial}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self, grace_s: float = 10.0) -> list[Claim]:
+        """Stop claiming, wait up to ``grace_s`` for running handlers; return unfinished claims."""
+        self._stopping.set()
+        self.store.notify_work()
+        deadline = time.monotonic() + grace_s
+        for thread in list(self._threads):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        with self._runs_lock:
+            return [run.claim for run in self._runs.values() if not run.abandoned]
+
+    @property
+    def in_flight(self) -> list[Claim]:
+        with self._runs_lock:
+            return [run.claim for run in self._runs.values() if not run.abandoned]
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while not self._stopping.is_set():
+                seen = self.store.work_sequence()
+                try:
+                    job = self._claim_one()
+                except Exception:
+                    log.exception("claiming a step failed; retrying after the poll interval")
+                    job = None
+                if job is None:
+                    self.store.wait_for_work(seen, self.settings.poll_interval_s)
+                    continue
+                if not self._run(job[0], job[1], job[2], loop):
+                    return  # abandoned after a timeout: a replacement thread took our slot
+        finally:
+            loop.close()
+
+    def _claim_one(self) -> tuple[Claim, JSONObject, StepTemplate] | None:
+        with self.store.transaction() as tx:
+            claims = claim_steps(
+                tx,
+                namespaces=self.settings.namespaces,
+                limit=1,
+                worker_id=self.settings.worker_id,
+                lease_timeout_s=self.settings.lease_timeout_s,
+                now=_now(),
+            )
+            if not claims:
+                return None
+            tss, step_template = build_task_sequence_step(tx, self.templates, claims[0])
+        return claims[0], tss, step_template
+
+    def _run(
+        self, claim: Claim, tss: JSONObject, step: StepTemplate, loop: asyncio.AbstractEventLoop
+    ) -> bool:
+        """Run one claimed step to a result; ``False`` when this thread was abandoned."""
+        timeout = float(step.timeout_seconds or self.settings.step_timeout_s)
+        run = _Run(claim, time.monotonic() + timeout, threading.current_thread())
+        ident = threading.get_ident()
+        with self._runs_lock:
+            self._runs[ident] = run
+        try:
+            document = self._execute(claim, tss, step, loop, run, timeout)
+            if run.abandoned:
+                return False
+            self._submit(claim, document, tss)
+            return True
+        finally:
+            with self._runs_lock:
+                if self._runs.get(ident) is run:
+                    del self._runs[ident]
+
+    def _execute(
+        self,
+        claim: Claim,
+        tss: JSONObject,
+        step: StepTemplate,
+        loop: asyncio.AbstractEventLoop,
+        run: _Run,
+        timeout: float,
+    ) -> JSONObject:
+        definition = HandlerDefinition(
+            callable=step.handler.callable,
+            handler_method=step.handler.method,
+            resolver=step.handler.resolver,
+            initialization=dict(step.handler.initialization),
+        )
+        started_at = _now()
+        clock = time.perf_counter()
+        while True:
+            handler = self.registry.resolve(definition)
+            result: StepHandlerResult
+            if handler is None:
+                result = handler_not_found_result(step.handler.callable)
+            else:
+                name = getattr(handler, "name", None) or type(handler).__name__
+                context = StepContext.from_task_sequence_step(tss, str(name))
+                result = invoke_handler(handler, context, loop)
+            if run.abandoned or not is_checkpoint_yield(result):
+                break
+            saved = self._checkpoint(claim, result)
+            if saved is None:
+                result = StepHandlerResult.failure(
+                    "checkpoint could not be saved: the claim on this step is no longer current",
+                    error_type="checkpoint_error",
+                    retryable=True,
+                )
+                break
+            tss["workflow_step"]["checkpoint"] = saved
+            run.deadline = time.monotonic() + timeout  # each segment has its own timeout
+        return result_document(
+            result,
+            step_uuid=claim.step_uuid,
+            execution_time_ms=(time.perf_counter() - clock) * 1000.0,
+            worker_id=self.settings.worker_id,
+            started_at=started_at,
+            completed_at=_now(),
+            max_bytes=self.settings.max_result_bytes,
+        )
+
+    def _checkpoint(self, claim: Claim, result: StepHandlerResult) -> JSONObject | None:
+        data: dict[str, Any] = dict(result.result or {})
+        record = {
+            "cursor": data.get("cursor"),
+            "items_processed": int(data.get("items_processed") or 0),
+            "accumulated_results": data.get("accumulated_results"),
+        }
+        with self.store.transaction() as tx:
+            ok = save_checkpoint(
+                tx,
+                claim,
+                cursor=record["cursor"],
+                items_processed=record["items_processed"],
+                accumulated_results=record["accumulated_results"],
+                lease_timeout_s=self.settings.lease_timeout_s,
+                now=_now(),
+            )
+        return record if ok else None
+
+    def _submit(self, claim: Claim, document: JSONObject, tss: JSONObject) -> None:
+        correlation_id = tss["task"]["task"].get("correlation_id")
+        try:
+            with self.store.transaction() as tx:
+                outcome = submit_result(
+                    tx, self.templates, claim, document, _now(),
+                    hook=self.hook, jitter=self.settings.jitter, correlation_id=correlation_id,
+                )
+        except Exception:
+            log.exception("recording the result of step %s failed", claim.step_uuid)
+            return
+        if outcome is ResultOutcome.REFUSED:
+            log.warning(
+                "result of step %s refused: its claim is no longer current", claim.step_uuid
+            )
+        self._on_result(claim.task_uuid)
+
+    # -- maintenance hooks (called by the runtime's maintenance loop) ---------------------
+
+    def renew_leases(self) -> None:
+        """Heartbeat every claim still running on this pool (R1.2)."""
+        claims = self.in_flight
+        if not claims:
+            return
+        with self.store.transaction() as tx:
+            for claim in claims:
+                heartbeat(tx, claim, self.settings.lease_timeout_s, _now())
+
+    def check_timeouts(self) -> None:
+        """Fail runs past their deadline and replace their threads (R8.3)."""
+        now_mono = time.monotonic()
+        with self._runs_lock:
+            expired = [r for r in self._runs.values() if not r.abandoned and r.deadline < now_mono]
+            for run in expired:
+                run.abandoned = True
+        for run in expired:
+            document = result_document(
+                StepHandlerResult.failure(
+                    "step handler timed out", error_type="timeout", retryable=True
+                ),
+                step_uuid=run.claim.step_uuid,
+                execution_time_ms=0.0,
+                worker_id=self.settings.worker_id,
+                started_at=_now(),
+                completed_at=_now(),
+            )
+            self._submit(run.claim, document, {"task": {"task": {}}})
+            if not self._stopping.is_set():
+                self._spawn()
