@@ -31,6 +31,8 @@ __all__ = [
     "NotFoundError",
     "PermanentError",
     "RateLimitError",
+    "ResolutionError",
+    "ResolverNotFoundError",
     "ResourceContentionError",
     "RetryableError",
     "ServiceUnavailableError",
@@ -47,6 +49,9 @@ __all__ = [
     "TemplateNotFound",
     "TimeoutError",
     "ValidationError",
+    "WorkerAlreadyRunningError",
+    "WorkerBootstrapError",
+    "WorkerNotInitializedError",
 ]
 
 
@@ -185,6 +190,26 @@ class HandlerNotFound(_EngineError):
 
 class ConversionError(_EngineError):
     """A value could not be converted between Python and the stored JSON form."""
+
+
+class ResolutionError(_EngineError):
+    """A handler was found for a step but could not be built (import or constructor failed)."""
+
+
+class ResolverNotFoundError(ResolutionError):
+    """A step's ``handler.resolver`` hint names a resolver the chain does not have."""
+
+
+class WorkerNotInitializedError(_EngineError):
+    """Kept for ported code: a worker operation ran before the worker was set up."""
+
+
+class WorkerBootstrapError(_EngineError):
+    """The worker could not start (templates, handlers or store unavailable)."""
+
+
+class WorkerAlreadyRunningError(_EngineError):
+    """A second worker was started in a process that already runs one."""
 
 
 # ---------------------------------------------------------------------------------------------
