@@ -1,0 +1,378 @@
+"""The composition root: one object that owns a store, templates, handlers and worker threads.
+
+    with Tasker("sqlite:///orders.db", templates=["templates/"], handlers=["shop.handlers"]) as app:
+        task = app.run("order_fulfillment", namespace="shop", context={"order_id": 7})
+        print(task.state, task.steps["ship"].result)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tasker.config import Settings
+from tasker.domain.model import StepRecord, TaskRecord, TaskRequest
+from tasker.domain.states import TaskState
+from tasker.domain.template import TaskTemplate
+from tasker.errors import ConfigError, TaskNotFound
+from tasker.orchestration.creation import create_task
+from tasker.orchestration.lifecycle import evaluate_task
+from tasker.orchestration.steps import StepOutcomeHook, sweep_expired_leases
+from tasker.orchestration.templates import TemplateCache
+from tasker.store import Store, open_store
+from tasker.templates import load_templates
+from tasker.worker.handlers import HandlerRegistry
+from tasker.worker.runner import PoolSettings, WorkerPool
+
+__all__ = ["StepView", "TaskView", "Tasker"]
+
+log = logging.getLogger("tasker.runtime")
+
+_SETTLED = frozenset(
+    {
+        TaskState.COMPLETE,
+        TaskState.ERROR,
+        TaskState.CANCELLED,
+        TaskState.RESOLVED_MANUALLY,
+        TaskState.BLOCKED_BY_FAILURES,
+    }
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """A step as a caller sees it: state, attempts, the handler's own result, the last error."""
+
+    step_uuid: str
+    name: str
+    state: str
+    attempts: int
+    max_attempts: int
+    result: Any
+    error: dict[str, Any] | None
+    checkpoint: dict[str, Any] | None
+
+    @classmethod
+    def from_record(cls, step: StepRecord) -> StepView:
+        document = step.results or {}
+        success = bool(document.get("success"))
+        error = None if success or not document else document.get("error")
+        return cls(
+            step_uuid=step.workflow_step_uuid,
+            name=step.name,
+            state=step.state.value,
+            attempts=step.attempts,
+            max_attempts=step.max_attempts,
+            result=document.get("result") if success else None,
+            error=error,
+            checkpoint=step.checkpoint,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "attempts": self.attempts,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task and its steps, read in one snapshot."""
+
+    task_uuid: str
+    namespace: str
+    name: str
+    version: str
+    state: str
+    context: dict[str, Any]
+    steps: Mapping[str, StepView]
+    created_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state == TaskState.COMPLETE.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``tasker run --json``."""
+        return {
+            "task_uuid": self.task_uuid,
+            "state": self.state,
+            "steps": {name: step.to_dict() for name, step in self.steps.items()},
+        }
+
+    @classmethod
+    def build(cls, task: TaskRecord, steps: Iterable[StepRecord]) -> TaskView:
+        return cls(
+            task_uuid=task.task_uuid,
+            namespace=task.namespace,
+            name=task.name,
+            version=task.version,
+            state=task.state.value,
+            context=task.context,
+            steps={s.name: StepView.from_record(s) for s in steps},
+            created_at=task.created_at,
+            completed_at=task.completed_at,
+        )
+
+
+class Tasker:
+    """An embedded tasker: create tasks and run them on worker threads of this process.
+
+    Args:
+        database_url: overrides ``settings.database_url`` (``sqlite:///path`` or ``postgresql://…``).
+        settings: every other knob; default: ``Settings.load()`` (reads ``TASKER_*``).
+        templates: template files or directories to load and register.
+        handlers: modules to import whose handlers are registered.
+        registry: the handler registry; default: a fresh one (not the process-wide singleton).
+        store: an already opened store (tests, sharing one store between runtimes).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        templates: Iterable[str | Path] = (),
+        handlers: Iterable[str | ModuleType] = (),
+        registry: HandlerRegistry | None = None,
+        store: Store | None = None,
+    ) -> None:
+        base = settings or Settings.load()
+        if database_url is not None:
+            base = base.model_copy(update={"database_url": database_url})
+        self.settings = base
+        self.store: Store = store or open_store(base.database_url)
+        self.registry = registry or HandlerRegistry()
+        self.templates = TemplateCache(base.env)
+        self.hook = StepOutcomeHook()
+        self._changed = threading.Condition()
+        self._pool: WorkerPool | None = None
+        self._maintenance: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.import_handlers([*base.handlers, *handlers])
+        paths = [*base.template_path, *templates]
+        if paths:
+            self.register_templates(load_templates(paths))
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def import_handlers(self, modules: Iterable[str | ModuleType]) -> int:
+        """Import modules and register the handlers they define; returns how many."""
+        count = 0
+        for module in modules:
+            if isinstance(module, str):
+                try:
+                    module = importlib.import_module(module)
+                except ImportError as exc:
+                    raise ConfigError(f"cannot import handler module {module!r}: {exc}") from exc
+            count += self.registry.register_module(module)
+        return count
+
+    def register_templates(self, templates: Iterable[TaskTemplate]) -> list[str]:
+        """Register (upsert) templates in the store, all in one transaction."""
+        with self.store.transaction() as tx:
+            return [self.templates.register(tx, t) for t in templates]
+
+    def register_template(self, template: TaskTemplate) -> str:
+        return self.register_templates([template])[0]
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        version: str = "1.0.0",
+        context: Any = None,
+        **fields: Any,
+    ) -> str:
+        """Create a task and enqueue its first steps; returns its uuid.
+
+        Raises:
+            TemplateNotFound, InvalidContext, DuplicateTask: nothing was written.
+        """
+        request = TaskRequest(
+            name=name,
+            namespace=namespace,
+            version=version,
+            context={} if context is None else context,
+            **fields,
+        )
+        return self.submit(request)
+
+    def submit(self, request: TaskRequest) -> str:
+        with self.store.transaction() as tx:
+            created = create_task(tx, self.templates, request, _now())
+        self._notify(created.task_uuid)
+        return created.task_uuid
+
+    def get_task(self, task_uuid: str) -> TaskView:
+        """The task and its steps.
+
+        Raises:
+            TaskNotFound: no such task.
+        """
+        with self.store.read() as tx:
+            task = tx.get_task(task_uuid)
+            if task is None:
+                raise TaskNotFound(f"task {task_uuid} does not exist")
+            steps = tx.task_steps(task_uuid)
+        return TaskView.build(task, steps)
+
+    def wait(self, task_uuid: str, timeout_s: float | None = None) -> TaskView:
+        """Block until the task is terminal or blocked by failures (or the timeout passes)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            view = self.get_task(task_uuid)
+            if TaskState(view.state) in _SETTLED:
+                return view
+            remaining = 0.2 if deadline is None else min(deadline - time.monotonic(), 0.2)
+            if remaining <= 0:
+                return view
+            with self._changed:
+                self._changed.wait(remaining)
+
+    def run(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        version: str = "1.0.0",
+        context: Any = None,
+        timeout_s: float | None = None,
+        **fields: Any,
+    ) -> TaskView:
+        """Create a task, run it to a terminal (or blocked) state and return it."""
+        started_here = self._pool is None
+        if started_here:
+            self.start()
+        try:
+            task_uuid = self.create_task(
+                name, namespace=namespace, version=version, context=context, **fields
+            )
+            return self.wait(task_uuid, timeout_s)
+        finally:
+            if started_here:
+                self.stop()
+
+    def cancel_task(self, task_uuid: str) -> TaskView:
+        """Cancel a task and every unfinished step (execution.md §11)."""
+        from tasker.orchestration.control import cancel_task
+
+        with self.store.transaction() as tx:
+            cancel_task(tx, task_uuid, _now())
+        self._notify(task_uuid)
+        return self.get_task(task_uuid)
+
+    # -- workers and maintenance ----------------------------------------------------------
+
+    def start(self) -> Tasker:
+        """Start worker threads and the maintenance loop (idempotent)."""
+        if self._pool is not None:
+            return self
+        s = self.settings
+        self._stop.clear()
+        self._pool = WorkerPool(
+            self.store,
+            self.templates,
+            self.registry,
+            PoolSettings(
+                concurrency=s.concurrency,
+                namespaces=list(s.namespaces) or None,
+                lease_timeout_s=s.lease_timeout_s,
+                step_timeout_s=s.step_timeout_s,
+                poll_interval_s=s.poll_interval_s,
+                jitter=s.jitter_enabled,
+                max_result_bytes=s.max_result_bytes,
+                **({"worker_id": s.worker_id} if s.worker_id else {}),
+            ),
+            hook=self.hook,
+            on_result=self._notify,
+        )
+        self._pool.start()
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="tasker-maintenance", daemon=True
+        )
+        self._maintenance.start()
+        return self
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming, let running handlers finish, release what is left (R8.5)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        self._stop.set()
+        unfinished = pool.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
+        if self._maintenance is not None:
+            self._maintenance.join(5.0)
+            self._maintenance = None
+        if unfinished:
+            from tasker.orchestration.steps import release_claim
+
+            with self.store.transaction() as tx:
+                for claim in unfinished:
+                    release_claim(tx, claim, _now())
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> Tasker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def maintain_once(self) -> None:
+        """One maintenance pass: timeouts, leases, due retries (the loop calls this)."""
+        now = _now()
+        pool = self._pool
+        if pool is not None:
+            pool.check_timeouts()
+        with self.store.transaction() as tx:
+            swept = sweep_expired_leases(tx, self.templates, now, hook=self.hook)
+        for task_uuid in self._due_tasks(now):
+            with self.store.transaction() as tx:
+                evaluate_task(tx, task_uuid, now)
+            self._notify(task_uuid)
+        if swept:
+            self._notify("")
+
+    def _due_tasks(self, now: datetime) -> Sequence[str]:
+        with self.store.read() as tx:
+            due = tx.due_retry_tasks(now, 100)
+            pending = tx.tasks_in_states([TaskState.PENDING], now, 100)
+        return [*due, *pending]
+
+    def _maintain(self) -> None:
+        last_heartbeat = time.monotonic()
+        while not self._stop.wait(self.settings.maintenance_interval_s):
+            try:
+                self.maintain_once()
+                if time.monotonic() - last_heartbeat >= self.settings.heartbeat_interval_s:
+                    last_heartbeat = time.monotonic()
+                    pool = self._pool
+                    if pool is not None:
+                        pool.renew_leases()
+            except Exception:
+                log.exception("maintenance pass failed; retrying at the next interval")
+
+    def _notify(self, _task_uuid: str) -> None:
+        with self._changed:
+            self._changed.notify_all()
