@@ -42,7 +42,7 @@ export VIRTUAL_ENV="$ROOT/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 
 stage "install tasker[dev] into .venv"
-python -m pip install -q -e '.[dev]'
+python -m pip install -qq -e '.[dev]'
 echo "done in $(elapsed)"
 
 if [[ -n "${TASKER_SKIP_LINT:-}" && -n "${CI:-}" ]]; then
