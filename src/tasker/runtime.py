@@ -25,7 +25,7 @@ from tasker.domain.template import TaskTemplate
 from tasker.errors import ConfigError, TaskNotFound
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.lifecycle import evaluate_task
-from tasker.orchestration.steps import StepOutcomeHook, sweep_expired_leases
+from tasker.orchestration.steps import sweep_expired_leases
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, open_store
 from tasker.templates import load_templates
@@ -159,7 +159,6 @@ class Tasker:
         self.store: Store = store or open_store(base.database_url)
         self.registry = registry or HandlerRegistry()
         self.templates = TemplateCache(base.env)
-        self.hook = StepOutcomeHook()
         self._changed = threading.Condition()
         self._pool: WorkerPool | None = None
         self._maintenance: threading.Thread | None = None
@@ -302,7 +301,6 @@ class Tasker:
                 max_result_bytes=s.max_result_bytes,
                 **({"worker_id": s.worker_id} if s.worker_id else {}),
             ),
-            hook=self.hook,
             on_result=self._notify,
         )
         self._pool.start()
@@ -346,7 +344,7 @@ class Tasker:
         if pool is not None:
             pool.check_timeouts()
         with self.store.transaction() as tx:
-            swept = sweep_expired_leases(tx, self.templates, now, hook=self.hook)
+            swept = sweep_expired_leases(tx, self.templates, now)
         for task_uuid in self._due_tasks(now):
             with self.store.transaction() as tx:
                 evaluate_task(tx, task_uuid, now)

@@ -40,7 +40,7 @@ def _table(views: list[TaskView], started: float) -> Table:
     table.add_column("step")
     table.add_column("state")
     table.add_column("attempts", justify="right")
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=40)
     for view in views:
         order = str(view.context.get("order_id"))
         for step in view.steps.values():

@@ -162,8 +162,9 @@ def initial_step_names(template: TaskTemplate) -> list[str]:
     """The steps created when a task starts (execution.md §2 step 3), in template order.
 
     Left out: ``batch_worker`` templates and ``deferred_convergence`` joins (created by
-    expansions), and every step with a decision among its transitive dependencies (created only
-    if that decision chooses it).
+    expansions), every step with a decision among its transitive dependencies (created only
+    if that decision chooses it), and every step downstream of a batch worker or convergence
+    step (created with them; our addition to execution.md §2, see docs/decisions).
 
     Args:
         template: the (environment-resolved) template.
@@ -172,12 +173,14 @@ def initial_step_names(template: TaskTemplate) -> list[str]:
         Step names in template order.
     """
     dependencies = {s.name: s.dependencies for s in template.steps}
-    decisions = {s.name for s in template.steps if s.type is StepType.DECISION}
     later = {StepType.BATCH_WORKER, StepType.DEFERRED_CONVERGENCE}
+    # A step behind a decision, a batch worker or a convergence step is created by the
+    # expansion that creates its parents; created now, it would run without them.
+    deferred = {s.name for s in template.steps if s.type is StepType.DECISION or s.type in later}
     return [
         s.name
         for s in template.steps
-        if s.type not in later and not (decisions & ancestors(s.name, dependencies))
+        if s.type not in later and not (deferred & ancestors(s.name, dependencies))
     ]
 
 

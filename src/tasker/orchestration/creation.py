@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import jsonschema
 
@@ -24,7 +26,7 @@ from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
 from tasker.store.sql import LockedTask, new_uuid
 
-__all__ = ["CreatedTask", "create_steps", "create_task", "validate_request"]
+__all__ = ["CreatedTask", "create_steps", "create_task", "insert_step", "validate_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,38 @@ def create_task(
     return CreatedTask(task_uuid=task_uuid, step_count=len(steps), state=state)
 
 
+def insert_step(
+    tx: Transaction,
+    task_uuid: str,
+    namespace: str,
+    name: str,
+    step: StepTemplate,
+    now: datetime,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    priority: int = 0,
+) -> str:
+    """Insert one step of template ``step`` (named ``name``) with its ``null -> pending`` row."""
+    step_uuid = new_uuid()
+    values = dict(step.handler.initialization) if inputs is None else dict(inputs)
+    tx.insert_step(
+        {
+            "workflow_step_uuid": step_uuid,
+            "task_uuid": task_uuid,
+            "name": name,
+            "template_step_name": step.name,
+            "namespace": namespace,
+            "retryable": step.retry.retryable,
+            "max_attempts": step.retry.max_attempts,
+            "inputs": values or None,
+            "priority": priority,
+        },
+        now,
+    )
+    tx.transition_step(step_uuid, task_uuid, None, StepState.PENDING, "initial", now)
+    return step_uuid
+
+
 def create_steps(
     tx: Transaction,
     task: LockedTask,
@@ -122,34 +156,18 @@ def create_steps(
     now: datetime,
     *,
     priority: int = 0,
-    existing: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Insert steps with their initial transitions and ``provides`` edges to existing parents.
+    """Insert the initial steps and the ``provides`` edges between them.
 
     Returns:
-        Step name to step uuid for every step of the task known after the insert.
+        Step name to step uuid.
     """
-    by_name = dict(existing or {})
-    for step in steps:
-        step_uuid = new_uuid()
-        tx.insert_step(
-            {
-                "workflow_step_uuid": step_uuid,
-                "task_uuid": task.task_uuid,
-                "name": step.name,
-                "template_step_name": step.name,
-                "namespace": template.namespace_name,
-                "retryable": step.retry.retryable,
-                "max_attempts": step.retry.max_attempts,
-                "inputs": dict(step.handler.initialization) or None,
-                "priority": priority,
-            },
-            now,
+    by_name = {
+        step.name: insert_step(
+            tx, task.task_uuid, template.namespace_name, step.name, step, now, priority=priority
         )
-        tx.transition_step(
-            step_uuid, task.task_uuid, None, StepState.PENDING, "initial", now
-        )
-        by_name[step.name] = step_uuid
+        for step in steps
+    }
     for step in steps:
         for dependency in step.dependencies:
             parent = by_name.get(dependency)

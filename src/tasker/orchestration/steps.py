@@ -16,7 +16,8 @@ from typing import Any
 from tasker.domain.model import Claim, JSONObject
 from tasker.domain.retry import backoff_delay_s, should_retry
 from tasker.domain.states import StepEvent, StepState
-from tasker.domain.template import StepTemplate, StepType
+from tasker.domain.template import StepTemplate, StepType, TaskTemplate
+from tasker.orchestration.expansion import apply_outcome
 from tasker.orchestration.lifecycle import evaluate_locked_task
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
@@ -24,7 +25,6 @@ from tasker.store.sql import new_uuid
 
 __all__ = [
     "ResultOutcome",
-    "StepOutcomeHook",
     "claim_steps",
     "heartbeat",
     "release_claim",
@@ -37,24 +37,6 @@ __all__ = [
 class ResultOutcome(StrEnum):
     APPLIED = "applied"
     REFUSED = "refused"  # the claim was superseded or the step moved on: nothing written
-
-
-class StepOutcomeHook:
-    """Applies a completed decision or batchable step's outcome; the default does nothing.
-
-    Returns an error message to fail the step permanently instead of completing it.
-    """
-
-    def apply(
-        self,
-        tx: Transaction,  # noqa: ARG002 - hook signature
-        task_uuid: str,  # noqa: ARG002
-        step: StepTemplate,  # noqa: ARG002
-        step_uuid: str,  # noqa: ARG002
-        result: Any,  # noqa: ARG002
-        now: datetime,  # noqa: ARG002
-    ) -> str | None:
-        return None
 
 
 def claim_steps(
@@ -100,7 +82,6 @@ def submit_result(
     document: JSONObject,
     now: datetime,
     *,
-    hook: StepOutcomeHook | None = None,
     jitter: bool = True,
     correlation_id: str | None = None,
 ) -> ResultOutcome:
@@ -159,8 +140,8 @@ def submit_result(
     assert step is not None  # we just moved it
     step_template = template.step(step.template_step_name)
     _process_result(
-        tx, claim.task_uuid, step_template, claim.step_uuid, target, document, step.attempts,
-        step.retryable, step.max_attempts, now, hook or StepOutcomeHook(), jitter,
+        tx, claim.task_uuid, template, step_template, claim.step_uuid, target, document,
+        step.attempts, step.retryable, step.max_attempts, now, jitter,
     )
     if not task.state.is_terminal:
         evaluate_locked_task(tx, task, now)
@@ -170,6 +151,7 @@ def submit_result(
 def _process_result(
     tx: Transaction,
     task_uuid: str,
+    template: TaskTemplate,
     step_template: StepTemplate,
     step_uuid: str,
     state: StepState,
@@ -178,15 +160,14 @@ def _process_result(
     step_retryable: bool,
     max_attempts: int,
     now: datetime,
-    hook: StepOutcomeHook,
     jitter: bool,
 ) -> StepState:
     """Orchestration's classification of a stored result (execution.md §6 steps 3–5)."""
     if state is StepState.ENQUEUED_FOR_ORCHESTRATION:
         problem: str | None = None
         if step_template.type in (StepType.DECISION, StepType.BATCHABLE):
-            problem = hook.apply(
-                tx, task_uuid, step_template, step_uuid, document.get("result"), now
+            problem = apply_outcome(
+                tx, task_uuid, template, step_template, step_uuid, document.get("result"), now
             )
         if problem is None:
             tx.transition_step(
@@ -268,8 +249,7 @@ def lost_worker_document(step_uuid: str, worker_id: str, now: datetime) -> JSONO
 
 
 def sweep_expired_leases(
-    tx: Transaction, templates: TemplateCache, now: datetime, *, limit: int = 100,
-    hook: StepOutcomeHook | None = None,
+    tx: Transaction, templates: TemplateCache, now: datetime, *, limit: int = 100
 ) -> int:
     """Fail every run whose lease expired, as its worker would have; returns how many."""
     swept = 0
@@ -278,7 +258,7 @@ def sweep_expired_leases(
         attempts = (step.attempts - 1) if step else 0
         claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, now)
         document = lost_worker_document(step_uuid, worker_id, now)
-        if submit_result(tx, templates, claim, document, now, hook=hook) is ResultOutcome.APPLIED:
+        if submit_result(tx, templates, claim, document, now) is ResultOutcome.APPLIED:
             swept += 1
     return swept
 

@@ -23,7 +23,6 @@ from tasker.domain.model import Claim, JSONObject
 from tasker.domain.template import StepTemplate
 from tasker.orchestration.steps import (
     ResultOutcome,
-    StepOutcomeHook,
     claim_steps,
     heartbeat,
     save_checkpoint,
@@ -153,14 +152,12 @@ class WorkerPool:
         registry: HandlerRegistry,
         settings: PoolSettings,
         *,
-        hook: StepOutcomeHook | None = None,
         on_result: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.templates = templates
         self.registry = registry
         self.settings = settings
-        self.hook = hook or StepOutcomeHook()
         self._on_result = on_result or (lambda _task_uuid: None)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -325,7 +322,7 @@ class WorkerPool:
             with self.store.transaction() as tx:
                 outcome = submit_result(
                     tx, self.templates, claim, document, _now(),
-                    hook=self.hook, jitter=self.settings.jitter, correlation_id=correlation_id,
+                    jitter=self.settings.jitter, correlation_id=correlation_id,
                 )
         except Exception:
             log.exception("recording the result of step %s failed", claim.step_uuid)
