@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["load_queries"]
+__all__ = ["load_queries", "load_query_files"]
 
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
 
@@ -22,3 +22,14 @@ def load_queries(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}: query {name!r} is defined twice")
         queries[name] = sql
     return queries
+
+
+def load_query_files(directory: Path) -> dict[str, str]:
+    """Every named query of ``queries.sql`` and ``queries_*.sql`` in a backend's directory."""
+    merged: dict[str, str] = {}
+    for path in sorted(directory.glob("queries*.sql")):
+        for name, sql in load_queries(path).items():
+            if name in merged:
+                raise ValueError(f"{path}: query {name!r} is also defined in another file")
+            merged[name] = sql
+    return merged

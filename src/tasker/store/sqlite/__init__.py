@@ -18,7 +18,7 @@ from typing import Any
 
 from tasker.errors import MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
-from tasker.store.queries import load_queries
+from tasker.store.queries import load_query_files
 from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
 
 __all__ = ["SqliteDialect", "SqliteStore"]
@@ -67,7 +67,7 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._queries = load_queries(_HERE / "queries.sql")
+        self._queries = load_query_files(_HERE)
         self._dialect = SqliteDialect()
         self.stats = StoreStats()
         self.processor_uuid = new_uuid()
