@@ -310,6 +310,11 @@ class Tasker:
         self._maintenance.start()
         return self
 
+    @property
+    def worker_id(self) -> str | None:
+        """This process's worker id while workers run."""
+        return None if self._pool is None else self._pool.settings.worker_id
+
     def stop(self, grace_s: float | None = None) -> None:
         """Stop claiming, let running handlers finish, release what is left (R8.5)."""
         pool, self._pool = self._pool, None

@@ -160,6 +160,15 @@ def demo(database_url: str | None, orders: int) -> None:
     sys.exit(0 if ok else 1)
 
 
+def _register_commands() -> None:
+    from tasker.cli.worker import worker
+
+    cli.add_command(worker)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
