@@ -63,7 +63,25 @@ def _construct_int(loader: yaml.SafeLoader, node: Node) -> int:
     return int(text, 10)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _construct_str(loader: yaml.SafeLoader, node: Node) -> str:
+    """Join UTF-16 surrogate pairs: JSON text (which is YAML) writes an emoji as two ``\\u``
+    escapes, which PyYAML would otherwise keep as two lone surrogates."""
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]  # a str tag is scalar
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise yaml.constructor.ConstructorError(
+            None, None, "string contains an unpaired UTF-16 surrogate escape", node.start_mark
+        ) from None
+
+
 _Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
 @dataclass(slots=True)

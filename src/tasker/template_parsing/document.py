@@ -24,6 +24,7 @@ from tasker.template_parsing.fields import Report, Section, Where, describe
 from tasker.template_parsing.steps import (
     MAX_TIMEOUT_S,
     check_name,
+    display_name,
     parse_retry,
     parse_step,
 )
@@ -64,8 +65,8 @@ def template_label(raw: Any) -> str:
     """``namespace/name@version`` from raw data, with ``?`` for any part not usable yet."""
     if not isinstance(raw, dict):
         return "?/?@?"
-    parts = [raw.get(key) for key in ("namespace_name", "name", "version")]
-    ns, name, version = (p if isinstance(p, str) and p else "?" for p in parts)
+    parts = [display_name(raw.get(key)) for key in ("namespace_name", "name", "version")]
+    ns, name, version = (p if p and "/" not in p and "\\" not in p else "?" for p in parts)
     return f"{ns}/{name}@{version}"
 
 
@@ -373,8 +374,7 @@ def _parse_override(e: Section, index: int, raw: Any, step_names: set[str]) -> S
     if not isinstance(raw, dict):
         e.report.error(steps.item(index), f"an override must be a mapping, got {describe(raw)}")
         return None
-    label = raw.get("name")
-    where = steps.item(index, label if isinstance(label, str) else None)
+    where = steps.item(index, display_name(raw.get("name")))
     o = Section(e.report, where, raw, ("name", "timeout_seconds", "retry", "handler"))
     name = o.text("name", required=True)
     if name is not None and name != ALL_STEPS and name not in step_names:

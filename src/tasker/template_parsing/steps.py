@@ -18,7 +18,7 @@ from tasker.domain.template import (
 )
 from tasker.template_parsing.fields import Report, Section, Where, describe
 
-__all__ = ["check_name", "parse_retry", "parse_step", "retry_advisories"]
+__all__ = ["check_name", "display_name", "parse_retry", "parse_step", "retry_advisories"]
 
 STEP_KEYS = (
     "name",
@@ -76,6 +76,12 @@ def check_name(report: Report, where: Where, name: str) -> bool:
     return False
 
 
+def display_name(value: Any) -> str | None:
+    """``value`` if it can label a step in messages (a valid name), else ``None``."""
+    ok = isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
+    return value if ok else None
+
+
 def parse_step(report: Report, steps: Where, index: int, raw: Any) -> StepTemplate | None:
     """Read ``steps[index]``; ``None`` when it has no usable name (the problems are in
     ``report``). A step with other errors is still returned, so that the template-wide checks
@@ -83,8 +89,7 @@ def parse_step(report: Report, steps: Where, index: int, raw: Any) -> StepTempla
     if not isinstance(raw, dict):
         report.error(steps.item(index), f"a step must be a mapping, got {describe(raw)}")
         return None
-    label = raw.get("name")
-    where = steps.item(index, label if isinstance(label, str) else None)
+    where = steps.item(index, display_name(raw.get("name")))
     s = Section(report, where, raw, STEP_KEYS)
     name = s.text("name", required=True)
     if name is not None and not check_name(report, s.at("name"), name):
@@ -268,18 +273,13 @@ def _parse_events(s: Section) -> tuple[EventDeclaration, ...]:
             name = None
         description = e.text("description", required=True)
         schema = e.schema("schema", required=True)
-        if name is None or description is None or schema is None:
-            continue
-        events.append(
-            EventDeclaration(
-                name=name,
-                description=description,
-                schema=schema,
-                condition=e.words("condition", EVENT_CONDITIONS, "success"),
-                delivery_mode=e.words("delivery_mode", DELIVERY_MODES, "durable"),
-                publisher=e.text("publisher"),
+        condition = e.words("condition", EVENT_CONDITIONS, "success")
+        delivery_mode = e.words("delivery_mode", DELIVERY_MODES, "durable")
+        publisher = e.text("publisher")
+        if name is not None and description is not None and schema is not None:
+            events.append(
+                EventDeclaration(name, description, schema, condition, delivery_mode, publisher)
             )
-        )
     return tuple(events)
 
 
