@@ -44,7 +44,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
 def _event_from_fields(data: dict[str, Any]) -> dict[str, Any]:
     """An event whose ``task_sequence_step`` mirrors directly given fields (tests, ports)."""
     task_uuid, step_uuid = str(data["task_uuid"]), str(data["step_uuid"])
-    correlation_id = str(data.get("correlation_id") or task_uuid)
+    correlation_id = str(data["correlation_id"])
     handler_name = data.get("handler_name") or ""
     tss = {
         "task": {
@@ -81,14 +81,16 @@ def _event_from_fields(data: dict[str, Any]) -> dict[str, Any]:
 class StepContext(BaseModel):
     """The data one handler run may read: task input, ancestors' results, config, retries.
 
-    Build it with ``from_task_sequence_step`` (the engine) or with keyword fields (tests); the
-    ``event`` then defaults to one mirroring those fields.
+    Build it with ``from_task_sequence_step`` (the engine) or with keyword fields (tests); then
+    ``correlation_id`` defaults to the task uuid and ``event`` to one mirroring the fields.
     """
 
-    event: FfiStepEvent
+    # ``event`` and ``correlation_id`` are optional in the constructor only: ``_fill_defaults``
+    # supplies them from the other fields before validation, so a valid context never holds None.
+    event: FfiStepEvent = None  # type: ignore[assignment]  # filled by _fill_defaults
     task_uuid: UUID
     step_uuid: UUID
-    correlation_id: UUID
+    correlation_id: UUID = None  # type: ignore[assignment]  # filled by _fill_defaults
     handler_name: str
     input_data: dict[str, Any] = Field(default_factory=dict)
     dependency_results: dict[str, Any] = Field(default_factory=dict)
@@ -99,15 +101,20 @@ class StepContext(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_event(cls, data: Any) -> Any:
+    def _fill_defaults(cls, data: Any) -> Any:
         if (
-            isinstance(data, dict)
-            and data.get("event") is None
-            and data.get("task_uuid") is not None
-            and data.get("step_uuid") is not None
+            not isinstance(data, dict)
+            or data.get("task_uuid") is None
+            or data.get("step_uuid") is None
         ):
-            data = {**data, "event": _event_from_fields(data)}
-            data.setdefault("correlation_id", data["event"]["correlation_id"])
+            return data
+        data = dict(data)
+        if data.get("correlation_id") is None:
+            event = data.get("event")
+            given = event.correlation_id if isinstance(event, FfiStepEvent) else None
+            data["correlation_id"] = given or data["task_uuid"]
+        if data.get("event") is None:
+            data["event"] = _event_from_fields(data)
         return data
 
     @classmethod

@@ -408,7 +408,8 @@ def _template_callables(files: list[Path]) -> set[str]:
         try:
             documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            logger.warning("Template skipped: file=%s error=%s", path, exc)
+            # One line: YAML errors span several (problem, mark, context).
+            logger.warning("Template skipped: file=%s error=%s", path, " ".join(str(exc).split()))
             continue
         for document in documents:
             steps = document.get("steps") if isinstance(document, dict) else None
