@@ -348,8 +348,12 @@ class Tasker:
         pool = self._pool
         if pool is not None:
             pool.check_timeouts()
-        with self.store.transaction() as tx:
-            swept = sweep_expired_leases(tx, self.templates, now)
+        swept = 0
+        with self.store.read() as tx:
+            expired = bool(tx.expired_leases(now, 1))
+        if expired:  # take the write lock only when there is something to sweep
+            with self.store.transaction() as tx:
+                swept = sweep_expired_leases(tx, self.templates, now)
         for task_uuid in self._due_tasks(now):
             with self.store.transaction() as tx:
                 evaluate_task(tx, task_uuid, now)

@@ -46,10 +46,13 @@ def move_task(
     return target
 
 
-def execution_status(tx: Transaction, task_uuid: str, now: datetime) -> ExecutionStatus:
+def execution_status(
+    tx: Transaction, task_uuid: str, now: datetime, ready: int | None = None
+) -> ExecutionStatus:
     """The task's step counts and the §5.1 status, computed from the store."""
     counts = tx.step_state_counts(task_uuid)
-    ready = len(tx.ready_steps(task_uuid, now))
+    if ready is None:
+        ready = len(tx.ready_steps(task_uuid, now))
     return status_from_counts(
         total=sum(counts.values()),
         ready=ready,
@@ -101,9 +104,10 @@ def evaluate_locked_task(tx: Transaction, task: LockedTask, now: datetime) -> Ta
 
 def _initialize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
     state = TaskState.INITIALIZING
-    if tx.ready_steps(task.task_uuid, now):
+    ready = tx.ready_steps(task.task_uuid, now)
+    if ready:
         state = move_task(tx, task, state, TaskEvent.READY_STEPS_FOUND, now)
-        return _enqueue(tx, task, state, now)
+        return _enqueue(tx, task, state, now, ready)
     if not tx.step_state_counts(task.task_uuid):
         return move_task(tx, task, state, TaskEvent.NO_STEPS_FOUND, now)
     return move_task(tx, task, state, TaskEvent.NO_DEPENDENCIES_READY, now)
@@ -111,7 +115,8 @@ def _initialize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
 
 def _finalize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
     state = TaskState.EVALUATING_RESULTS
-    status = execution_status(tx, task.task_uuid, now)
+    ready = tx.ready_steps(task.task_uuid, now)
+    status = execution_status(tx, task.task_uuid, now, len(ready))
     match status.execution_status:
         case "all_complete":
             return move_task(tx, task, state, TaskEvent.ALL_STEPS_SUCCESSFUL, now)
@@ -120,17 +125,25 @@ def _finalize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
             return _give_up_if_idle(tx, task, now)
         case "has_ready_steps":
             state = move_task(tx, task, state, TaskEvent.READY_STEPS_FOUND, now)
-            return _enqueue(tx, task, state, now)
+            return _enqueue(tx, task, state, now, ready)
         case "waiting_for_dependencies":
             return move_task(tx, task, state, TaskEvent.NO_DEPENDENCIES_READY, now)
         case _:
             return state  # processing: rest until the next result arrives
 
 
-def _enqueue(tx: Transaction, task: LockedTask, state: TaskState, now: datetime) -> TaskState:
+def _enqueue(
+    tx: Transaction,
+    task: LockedTask,
+    state: TaskState,
+    now: datetime,
+    ready: list[tuple[str, StepState]] | None = None,
+) -> TaskState:
     """Mark every ready step ``enqueued`` (the queue is the step state itself)."""
     enqueued = []
-    for step_uuid, step_state in tx.ready_steps(task.task_uuid, now):
+    if ready is None:
+        ready = tx.ready_steps(task.task_uuid, now)
+    for step_uuid, step_state in ready:
         current = step_state
         if current is StepState.WAITING_FOR_RETRY:
             tx.transition_step(

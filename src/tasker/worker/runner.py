@@ -21,6 +21,7 @@ from typing import Any
 
 from tasker.domain.model import Claim, JSONObject
 from tasker.domain.template import StepTemplate
+from tasker.errors import TaskerError
 from tasker.orchestration.steps import (
     ResultOutcome,
     claim_steps,
@@ -120,6 +121,15 @@ def build_task_sequence_step(
     return tss, step_template
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A claimed step and what its handler will read."""
+
+    claim: Claim
+    tss: JSONObject
+    step: StepTemplate
+
+
 @dataclass
 class _Run:
     """One step run in flight on one thread."""
@@ -199,51 +209,54 @@ class WorkerPool:
     def _loop(self) -> None:
         loop = asyncio.new_event_loop()
         try:
+            job: _Job | None = None
             while not self._stopping.is_set():
-                seen = self.store.work_sequence()
-                try:
-                    job = self._claim_one()
-                except Exception:
-                    log.exception("claiming a step failed; retrying after the poll interval")
-                    job = None
                 if job is None:
-                    self.store.wait_for_work(seen, self.settings.poll_interval_s)
-                    continue
-                if not self._run(job[0], job[1], job[2], loop):
+                    seen = self.store.work_sequence()
+                    try:
+                        job = self._claim(None)
+                    except Exception:
+                        log.exception("claiming a step failed; retrying after the poll interval")
+                    if job is None:
+                        self.store.wait_for_work(seen, self.settings.poll_interval_s)
+                        continue
+                job, alive = self._run(job, loop)
+                if not alive:
                     return  # abandoned after a timeout: a replacement thread took our slot
         finally:
             loop.close()
 
-    def _claim_one(self) -> tuple[Claim, JSONObject, StepTemplate] | None:
-        with self.store.transaction() as tx:
-            claims = claim_steps(
-                tx,
-                namespaces=self.settings.namespaces,
-                limit=1,
-                worker_id=self.settings.worker_id,
-                lease_timeout_s=self.settings.lease_timeout_s,
-                now=_now(),
-            )
-            if not claims:
-                return None
-            tss, step_template = build_task_sequence_step(tx, self.templates, claims[0])
-        return claims[0], tss, step_template
+    def _claim(self, tx: Transaction | None) -> _Job | None:
+        """Claim one step, in ``tx`` or in a transaction of its own."""
+        if tx is None:
+            with self.store.transaction() as own:
+                return self._claim(own)
+        claims = claim_steps(
+            tx,
+            namespaces=self.settings.namespaces,
+            limit=1,
+            worker_id=self.settings.worker_id,
+            lease_timeout_s=self.settings.lease_timeout_s,
+            now=_now(),
+        )
+        if not claims:
+            return None
+        tss, step_template = build_task_sequence_step(tx, self.templates, claims[0])
+        return _Job(claims[0], tss, step_template)
 
-    def _run(
-        self, claim: Claim, tss: JSONObject, step: StepTemplate, loop: asyncio.AbstractEventLoop
-    ) -> bool:
-        """Run one claimed step to a result; ``False`` when this thread was abandoned."""
-        timeout = float(step.timeout_seconds or self.settings.step_timeout_s)
-        run = _Run(claim, time.monotonic() + timeout, threading.current_thread())
+    def _run(self, job: _Job, loop: asyncio.AbstractEventLoop) -> tuple[_Job | None, bool]:
+        """Run one claimed step and record it; returns the next job claimed in the same
+        transaction (if any) and ``False`` when this thread was abandoned."""
+        timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
+        run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
         ident = threading.get_ident()
         with self._runs_lock:
             self._runs[ident] = run
         try:
-            document = self._execute(claim, tss, step, loop, run, timeout)
+            document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
             if run.abandoned:
-                return False
-            self._submit(claim, document, tss)
-            return True
+                return None, False
+            return self._submit(job.claim, document, job.tss, claim_next=True), True
         finally:
             with self._runs_lock:
                 if self._runs.get(ident) is run:
@@ -267,14 +280,7 @@ class WorkerPool:
         started_at = _now()
         clock = time.perf_counter()
         while True:
-            handler = self.registry.resolve(definition)
-            result: StepHandlerResult
-            if handler is None:
-                result = handler_not_found_result(step.handler.callable)
-            else:
-                name = getattr(handler, "name", None) or type(handler).__name__
-                context = StepContext.from_task_sequence_step(tss, str(name))
-                result = invoke_handler(handler, context, loop)
+            result = self._call_once(definition, tss, loop)
             if run.abandoned or not is_checkpoint_yield(result):
                 break
             saved = self._checkpoint(claim, result)
@@ -297,6 +303,24 @@ class WorkerPool:
             max_bytes=self.settings.max_result_bytes,
         )
 
+    def _call_once(
+        self, definition: HandlerDefinition, tss: JSONObject, loop: asyncio.AbstractEventLoop
+    ) -> StepHandlerResult:
+        """Resolve a fresh handler instance and run it once; never raises."""
+        try:
+            handler = self.registry.resolve(definition)
+        except TaskerError as exc:  # unknown resolver, a handler class that cannot be built
+            return StepHandlerResult.failure(
+                f"cannot load handler {definition.callable}: {exc}",
+                error_type="handler_not_found",
+                retryable=False,
+            )
+        if handler is None:
+            return handler_not_found_result(definition.callable)
+        name = getattr(handler, "name", None) or type(handler).__name__
+        context = StepContext.from_task_sequence_step(tss, str(name))
+        return invoke_handler(handler, context, loop)
+
     def _checkpoint(self, claim: Claim, result: StepHandlerResult) -> JSONObject | None:
         data: dict[str, Any] = dict(result.result or {})
         record = {
@@ -316,22 +340,30 @@ class WorkerPool:
             )
         return record if ok else None
 
-    def _submit(self, claim: Claim, document: JSONObject, tss: JSONObject) -> None:
+    def _submit(
+        self, claim: Claim, document: JSONObject, tss: JSONObject, *, claim_next: bool = False
+    ) -> _Job | None:
+        """Record a result; with ``claim_next``, claim this thread's next step in the same
+        transaction (one commit per step instead of two)."""
         correlation_id = tss["task"]["task"].get("correlation_id")
+        job: _Job | None = None
         try:
             with self.store.transaction() as tx:
                 outcome = submit_result(
                     tx, self.templates, claim, document, _now(),
                     jitter=self.settings.jitter, correlation_id=correlation_id,
                 )
+                if claim_next and not self._stopping.is_set():
+                    job = self._claim(tx)
         except Exception:
             log.exception("recording the result of step %s failed", claim.step_uuid)
-            return
+            return None
         if outcome is ResultOutcome.REFUSED:
             log.warning(
                 "result of step %s refused: its claim is no longer current", claim.step_uuid
             )
         self._on_result(claim.task_uuid)
+        return job
 
     # -- maintenance hooks (called by the runtime's maintenance loop) ---------------------
 
