@@ -4,17 +4,52 @@ Ported handlers import ``from tasker.types import StepContext, StepHandlerResult
 lives in ``tasker.worker``.
 """
 
+from tasker.worker.batch_types import (
+    BatchAggregationResult,
+    BatchAnalyzerOutcome,
+    BatchMetadata,
+    BatchProcessingOutcome,
+    BatchWorkerContext,
+    BatchWorkerOutcome,
+    CreateBatchesOutcome,
+    CursorConfig,
+    FailureStrategy,
+    NoBatchesOutcome,
+    RustBatchWorkerInputs,
+    RustCursorConfig,
+    StepError,
+    StepExecutionResult,
+    aggregate_batch_results,
+    create_batches,
+    no_batches,
+)
 from tasker.worker.context import FfiStepEvent, StepContext
+from tasker.worker.decision import DecisionPointOutcome, DecisionType
 from tasker.worker.results import ErrorType, ResultStatus, StepHandlerResult
 
-# -- batch and decision models (python-api.md §11) --------------------------------------------
-# Re-exported here from tasker.worker.batch and tasker.worker.decision by their author; add the
-# imports below and extend __all__.
-
 __all__ = [
+    "BatchAggregationResult",
+    "BatchAnalyzerOutcome",
+    "BatchMetadata",
+    "BatchProcessingOutcome",
+    "BatchWorkerContext",
+    "BatchWorkerOutcome",
+    "CreateBatchesOutcome",
+    "CursorConfig",
+    "DecisionPointOutcome",
+    "DecisionType",
     "ErrorType",
+    "FailureStrategy",
     "FfiStepEvent",
+    "NoBatchesOutcome",
     "ResultStatus",
+    "RustBatchWorkerInputs",
+    "RustCursorConfig",
     "StepContext",
+    "StepError",
+    "StepExecutionResult",
     "StepHandlerResult",
+    "aggregate_batch_results",
+    "create_batches",
+    "no_batches",
 ]

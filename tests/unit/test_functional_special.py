@@ -295,3 +295,45 @@ def test_api_handler_plain_return_is_wrapped(base_url: str) -> None:
         return {"same_instance": isinstance(api, StepHandler), "url": api.base_url}
 
     assert _run(ping, _context()).result == {"same_instance": True, "url": base_url}
+
+
+# -- compatibility paths (python-api.md §1) ------------------------------------------------------
+
+
+def test_compat_paths_export_the_specialised_names() -> None:
+    import tasker.batch_processing
+    import tasker.batch_processing.batchable
+    import tasker.step_handler
+    import tasker.step_handler.api
+    import tasker.step_handler.decision
+    import tasker.step_handler.functional
+    import tasker.step_handler.mixins
+    import tasker.step_handler.mixins.api
+    import tasker.step_handler.mixins.decision
+    import tasker.types
+
+    functional = {"decision_handler", "batch_analyzer", "batch_worker", "api_handler"}
+    functional |= {"Decision", "BatchConfig"}
+    assert functional <= set(tasker.step_handler.functional.__all__)
+    assert functional | {"ApiHandler", "ApiResponse", "DecisionHandler", "mixins"} <= set(
+        tasker.step_handler.__all__
+    )
+    assert set(tasker.step_handler.mixins.__all__) == {"APIMixin", "ApiResponse", "DecisionMixin"}
+    assert set(tasker.batch_processing.__all__) == {
+        "Batchable",
+        "BatchWorkerConfig",
+        "BatchAggregationScenario",
+    }
+    assert {
+        "DecisionType", "DecisionPointOutcome", "CursorConfig", "BatchAnalyzerOutcome",
+        "BatchWorkerContext", "BatchWorkerOutcome", "FailureStrategy", "RustCursorConfig",
+        "BatchMetadata", "RustBatchWorkerInputs", "NoBatchesOutcome", "CreateBatchesOutcome",
+        "no_batches", "create_batches", "BatchAggregationResult", "aggregate_batch_results",
+        "StepError", "StepExecutionResult",
+    } <= set(tasker.types.__all__)  # fmt: skip
+    assert tasker.step_handler.functional.batch_worker is batch_worker
+    assert tasker.step_handler.api.ApiHandler is ApiHandler
+    assert tasker.step_handler.decision.DecisionHandler is DecisionHandler
+    assert tasker.step_handler.mixins.api.APIMixin is APIMixin
+    assert tasker.step_handler.mixins.decision.DecisionMixin.__name__ == "DecisionMixin"
+    assert tasker.batch_processing.batchable.Batchable is Batchable

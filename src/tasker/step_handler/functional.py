@@ -7,14 +7,24 @@ from tasker.worker.functional import (
     inputs,
     step_handler,
 )
-
-# -- specialised decorators (decision_handler, batch_analyzer, batch_worker, api_handler,
-# Decision, BatchConfig) are re-exported here from tasker.worker.functional_special by their
-# author; add the import below and extend __all__.
+from tasker.worker.functional_special import (
+    BatchConfig,
+    Decision,
+    api_handler,
+    batch_analyzer,
+    batch_worker,
+    decision_handler,
+)
 
 __all__ = [
+    "BatchConfig",
+    "Decision",
     "FunctionalHandler",
     "HandlerDecorator",
+    "api_handler",
+    "batch_analyzer",
+    "batch_worker",
+    "decision_handler",
     "depends_on",
     "inputs",
     "step_handler",
