@@ -442,8 +442,16 @@ def test_stored_form_is_a_template_document_the_loader_reads_back(t: TaskTemplat
 
 @given(valid_templates())
 def test_stored_form_shares_nothing_with_the_template(t: TaskTemplate) -> None:
+    before = json.dumps(template_to_dict(t))
     stored = template_to_dict(t)
     for step in stored["steps"]:
         step["handler"]["initialization"]["added"] = 1
         step["dependencies"].append("added")
-    assert template_from_dict(template_to_dict(t)) == t
+        for event in step["publishes_events"]:
+            event["schema"]["added"] = 1
+    for environment in stored["environments"].values():
+        for override in environment["steps"]:
+            override["handler"]["initialization"]["added"] = 1
+    if stored["metadata"] is not None:
+        stored["metadata"]["added"] = 1
+    assert json.dumps(template_to_dict(t)) == before

@@ -94,7 +94,7 @@ def parse_template(report: Report, raw: dict[str, Any]) -> TaskTemplate | None:
         metadata=_parse_metadata(t),
         system_dependencies=_parse_system_dependencies(t),
         domain_events=_parse_domain_events(t),
-        input_schema=_parse_input_schema(t),
+        input_schema=t.schema("input_schema"),
         environments=_parse_environments(t, {s.name for s in steps}),
         lifecycle=_parse_lifecycle(t),
         identity_strategy=t.choice("identity_strategy", IdentityStrategy)
@@ -320,14 +320,6 @@ def _parse_domain_events(t: Section) -> tuple[dict[str, Any], ...]:
         if name is not None:
             events.append(event)
     return tuple(events)
-
-
-def _parse_input_schema(t: Section) -> dict[str, Any] | None:
-    if t.has("input_schema") and not isinstance(t.raw["input_schema"], dict):
-        t.wrong("input_schema", "a mapping (a JSON Schema object)")
-        return None
-    schema = t.schema("input_schema")
-    return schema if isinstance(schema, dict) else None
 
 
 def _parse_lifecycle(t: Section) -> Lifecycle | None:

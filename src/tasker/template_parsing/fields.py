@@ -256,15 +256,17 @@ class Section:
             return None
         return value
 
-    def schema(self, key: str, *, required: bool = False, strict: bool = True) -> Any:
-        """A JSON Schema (a mapping, or true/false); invalid = error, or warning if not strict."""
+    def schema(
+        self, key: str, *, required: bool = False, strict: bool = True
+    ) -> dict[str, Any] | None:
+        """A JSON Schema object; invalid = error, or a warning if not ``strict``."""
         value = self.raw.get(key)
         if value is None:
             if required:
                 self.missing(key)
             return None
-        if not isinstance(value, dict | bool):
-            self.wrong(key, "a JSON Schema mapping")
+        if not isinstance(value, dict):
+            self.wrong(key, "a mapping (a JSON Schema object)")
             return None
         if self.json(key) is None:
             return None
