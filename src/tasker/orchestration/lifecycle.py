@@ -7,6 +7,7 @@ enqueued exactly once: the second pass sees it already ``enqueued`` and its comp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from tasker.domain.model import ExecutionStatus
@@ -32,7 +33,7 @@ def move_task(
     current: TaskState,
     event: TaskEvent,
     now: datetime,
-    metadata: dict[str, object] | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> TaskState:
     """Apply ``event`` to the task (table-checked, compare-and-set) and return the new state.
 
@@ -40,7 +41,9 @@ def move_task(
         IllegalTransition: the state machine forbids it; nothing was written.
     """
     target = next_task_state(current, event)
-    if not tx.transition_task(task.task_uuid, current, target, event.value, now, metadata):
+    if not tx.transition_task(
+        task.task_uuid, current, target, event.value, now, dict(metadata or {})
+    ):
         # The row is locked by this transaction, so a lost race here is a bug, not contention.
         raise RuntimeError(f"task {task.task_uuid} changed state under its own lock")
     return target

@@ -47,6 +47,10 @@ __all__ = ["WorkerPool", "build_task_sequence_step"]
 log = logging.getLogger("tasker.worker")
 
 
+def _as_count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -323,21 +327,20 @@ class WorkerPool:
 
     def _checkpoint(self, claim: Claim, result: StepHandlerResult) -> JSONObject | None:
         data: dict[str, Any] = dict(result.result or {})
-        record = {
-            "cursor": data.get("cursor"),
-            "items_processed": int(data.get("items_processed") or 0),
-            "accumulated_results": data.get("accumulated_results"),
-        }
+        cursor = data.get("cursor")
+        items = _as_count(data.get("items_processed"))
+        accumulated = data.get("accumulated_results")
         with self.store.transaction() as tx:
             ok = save_checkpoint(
                 tx,
                 claim,
-                cursor=record["cursor"],
-                items_processed=record["items_processed"],
-                accumulated_results=record["accumulated_results"],
+                cursor=cursor,
+                items_processed=items,
+                accumulated_results=accumulated,
                 lease_timeout_s=self.settings.lease_timeout_s,
                 now=_now(),
             )
+        record = {"cursor": cursor, "items_processed": items, "accumulated_results": accumulated}
         return record if ok else None
 
     def _submit(
