@@ -31,7 +31,7 @@ def policy_delay_s(policy: RetryPolicy, attempts: int) -> float:
             delay_ms = float(base * n)
         case BackoffKind.EXPONENTIAL:
             delay_ms = float(base * 2 ** min(n - 1, 62))
-        case BackoffKind.FIBONACCI:
+        case _:
             delay_ms = float(base * _fibonacci(min(n, 90)))
     return min(delay_ms, float(policy.max_backoff_ms)) / 1000.0
 
