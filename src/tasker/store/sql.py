@@ -620,3 +620,250 @@ class SqlTransaction:
             created_at=self._required_ts(row["created_at"]),
             updated_at=self._required_ts(row["updated_at"]),
         )
+
+    # -- operations: operator actions, DLQ, staleness, read models ------------------------
+    # Queries in each backend's queries_operations.sql. Rows come back as plain dicts with
+    # timestamps as aware datetimes, JSON parsed and flags as bools; orchestration shapes them.
+
+    def task_last_event(self, task_uuid: str) -> str | None:
+        """The event of the task's most recent transition (``None`` if it has none)."""
+        row = self._one("task_last_event", {"task_uuid": task_uuid})
+        return None if row is None else row["event"]
+
+    def task_state_timing(self, task_uuid: str) -> tuple[TaskState, datetime, datetime] | None:
+        """The task's state, when it entered it, and when the task was created."""
+        row = self._one("task_state_timing", {"task_uuid": task_uuid})
+        if row is None:
+            return None
+        return (
+            TaskState(row["state"]),
+            self._required_ts(row["state_entered_at"]),
+            self._required_ts(row["created_at"]),
+        )
+
+    def stale_task_candidates(
+        self,
+        now: datetime,
+        *,
+        waiting_for_dependencies_minutes: float,
+        waiting_for_retry_minutes: float,
+        steps_in_process_minutes: float,
+        max_lifetime_minutes: float,
+        limit: int,
+    ) -> list[str]:
+        """Tasks past their threshold or lifetime without a pending DLQ entry, oldest first."""
+        rows = self._all(
+            "stale_task_candidates",
+            {
+                "now": self._ts(now),
+                "waiting_for_dependencies_minutes": float(waiting_for_dependencies_minutes),
+                "waiting_for_retry_minutes": float(waiting_for_retry_minutes),
+                "steps_in_process_minutes": float(steps_in_process_minutes),
+                "max_lifetime_minutes": float(max_lifetime_minutes),
+                "limit": limit,
+            },
+        )
+        return [str(r["task_uuid"]) for r in rows]
+
+    def staleness_monitoring(
+        self,
+        now: datetime,
+        *,
+        waiting_for_dependencies_minutes: float,
+        waiting_for_retry_minutes: float,
+        steps_in_process_minutes: float,
+        other_state_minutes: float,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Unfinished tasks with minutes in state, age and threshold, most overdue first."""
+        rows = self._all(
+            "staleness_monitoring",
+            {
+                "now": self._ts(now),
+                "waiting_for_dependencies_minutes": float(waiting_for_dependencies_minutes),
+                "waiting_for_retry_minutes": float(waiting_for_retry_minutes),
+                "steps_in_process_minutes": float(steps_in_process_minutes),
+                "other_state_minutes": float(other_state_minutes),
+                "limit": limit,
+            },
+        )
+        return [self._plain_row(r) for r in rows]
+
+    def dlq_entries_page(
+        self, *, resolution_status: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """DLQ entries, newest first, optionally of one resolution status."""
+        rows = self._all(
+            "dlq_entries_page",
+            {"resolution_status": resolution_status, "limit": limit, "offset": offset},
+        )
+        return [self._dlq_row(r) for r in rows]
+
+    def latest_dlq_entry(self, task_uuid: str) -> dict[str, Any] | None:
+        """The task's most recent DLQ entry."""
+        row = self._one("dlq_entry_latest_for_task", {"task_uuid": task_uuid})
+        return None if row is None else self._dlq_row(row)
+
+    def lock_dlq_entry(self, dlq_entry_uuid: str) -> dict[str, Any] | None:
+        """A DLQ entry, locked until the transaction ends (PostgreSQL row lock)."""
+        row = self._one("lock_dlq_entry", {"dlq_entry_uuid": dlq_entry_uuid})
+        return None if row is None else self._dlq_row(row)
+
+    def has_other_pending_dlq_entry(self, task_uuid: str, dlq_entry_uuid: str) -> bool:
+        """Whether another entry of the task is pending (at most one may be, A13)."""
+        row = self._one(
+            "other_pending_dlq_entry", {"task_uuid": task_uuid, "dlq_entry_uuid": dlq_entry_uuid}
+        )
+        return row is not None
+
+    def update_dlq_entry(
+        self,
+        dlq_entry_uuid: str,
+        *,
+        resolution_status: str,
+        resolution_timestamp: datetime | None,
+        resolution_notes: str | None,
+        resolved_by: str | None,
+        metadata: JSONObject,
+        now: datetime,
+    ) -> bool:
+        """Overwrite an entry's resolution fields; ``False`` if it does not exist."""
+        cur = self._run(
+            "update_dlq_entry",
+            {
+                "dlq_entry_uuid": dlq_entry_uuid,
+                "resolution_status": resolution_status,
+                "resolution_timestamp": self._ts(resolution_timestamp),
+                "resolution_notes": resolution_notes,
+                "resolved_by": resolved_by,
+                "metadata": self._json(metadata),
+                "now": self._ts(now),
+            },
+        )
+        return bool(cur.rowcount == 1)
+
+    def dlq_stats(self) -> list[dict[str, Any]]:
+        """Per DLQ reason: counts by resolution status, oldest/newest entry, resolution time."""
+        rows = self._all("dlq_stats")
+        return [self._plain_row(r, ts_columns=("oldest_entry", "newest_entry")) for r in rows]
+
+    def dlq_investigation_queue(
+        self, now: datetime, *, base_priorities: Mapping[str, float], limit: int
+    ) -> list[dict[str, Any]]:
+        """Pending entries by triage priority; ``base_priorities`` maps reasons (and "other")."""
+        params: dict[str, Any] = {"now": self._ts(now), "limit": limit}
+        for reason in (
+            "dependency_cycle_detected",
+            "max_retries_exceeded",
+            "staleness_timeout",
+            "worker_unavailable",
+            "other",
+        ):
+            params[f"priority_{reason}"] = float(base_priorities[reason])
+        rows = self._all("dlq_investigation_queue", params)
+        return [self._plain_row(r, ts_columns=("dlq_timestamp",)) for r in rows]
+
+    def task_page(
+        self,
+        filters: Mapping[str, str | None],
+        *,
+        now: datetime,
+        limit: int,
+        offset: int,
+        task_uuid: str | None = None,
+    ) -> list[tuple[TaskRecord, dict[str, int]]]:
+        """Tasks newest first, each with its step counts by kind.
+
+        ``filters`` holds namespace, name, status, initiator and source_system (``None`` or
+        absent matches all).
+        """
+        params = self._task_filters(filters)
+        params.update(
+            {"task_uuid": task_uuid, "now": self._ts(now), "limit": limit, "offset": offset}
+        )
+        counts = (
+            "total_steps",
+            "pending_steps",
+            "in_progress_steps",
+            "satisfied_steps",
+            "error_steps",
+            "pipeline_steps",
+            "retrying_steps",
+            "ready_steps",
+        )
+        return [
+            (self._task_record(r), {name: int(r[name] or 0) for name in counts})
+            for r in self._all("task_page", params)
+        ]
+
+    def task_count(self, filters: Mapping[str, str | None]) -> int:
+        """How many tasks match ``filters`` (see ``task_page``)."""
+        row = self._one("task_count", self._task_filters(filters))
+        return int(row["n"]) if row is not None else 0
+
+    def task_state_totals(self) -> dict[str, int]:
+        """Number of tasks per state (states without tasks are absent)."""
+        return {str(r["state"]): int(r["n"]) for r in self._all("task_state_totals")}
+
+    def step_readiness(
+        self, task_uuid: str, step_uuid: str | None = None
+    ) -> list[tuple[StepRecord, int, int, datetime | None]]:
+        """A task's steps (or one) with total parents, satisfied parents and last failure time."""
+        rows = self._all(
+            "step_readiness", {"task_uuid": task_uuid, "workflow_step_uuid": step_uuid}
+        )
+        return [
+            (
+                self._step_record(r),
+                int(r["total_parents"]),
+                int(r["completed_parents"]),
+                self._d.ts_value(r["last_failure_at"]),
+            )
+            for r in rows
+        ]
+
+    def step_audit(self, task_uuid: str, step_uuid: str) -> list[dict[str, Any]]:
+        """The step's result audit rows joined with their transitions, oldest first."""
+        rows = self._all("step_audit", {"task_uuid": task_uuid, "workflow_step_uuid": step_uuid})
+        return [
+            self._plain_row(
+                r,
+                ts_columns=("recorded_at",),
+                json_columns=("transition_metadata",),
+                flag_columns=("success",),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _task_filters(filters: Mapping[str, str | None]) -> dict[str, Any]:
+        names = ("namespace", "name", "status", "initiator", "source_system")
+        unknown = set(filters) - set(names)
+        if unknown:
+            raise ValueError(f"unknown task filters: {', '.join(sorted(unknown))}")
+        return {name: filters.get(name) for name in names}
+
+    def _dlq_row(self, row: Any) -> dict[str, Any]:
+        return self._plain_row(
+            row,
+            ts_columns=("dlq_timestamp", "resolution_timestamp", "created_at", "updated_at"),
+            json_columns=("task_snapshot", "metadata"),
+        )
+
+    def _plain_row(
+        self,
+        row: Any,
+        *,
+        ts_columns: Iterable[str] = (),
+        json_columns: Iterable[str] = (),
+        flag_columns: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """A result row as a dict; the named columns converted to datetime, JSON or bool."""
+        out = dict(row)
+        for name in ts_columns:
+            out[name] = self._d.ts_value(out[name])
+        for name in json_columns:
+            out[name] = self._d.json_value(out[name])
+        for name in flag_columns:
+            out[name] = bool(out[name])
+        return out
