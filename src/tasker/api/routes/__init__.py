@@ -1,0 +1,1 @@
+"""Routes by resource: tasks, steps, templates, dlq, analytics, config, health, metrics."""
