@@ -169,6 +169,17 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _register_operator_commands() -> None:
+    from tasker.cli.operator import dlq, health, step, task, template
+    from tasker.cli.serve import serve
+
+    for command in (serve, task, step, dlq, template, health):
+        cli.add_command(command)
+
+
+_register_operator_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
