@@ -73,7 +73,8 @@ class ApiError(TaskerError):
         request_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, retryable=status_code in (408, 429, 502, 503, 504))
+        transient = status_code in (408, 429, 502, 503, 504)
+        super().__init__(message, retryable=True if transient else None)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id

@@ -105,12 +105,16 @@ def create_app(app: Tasker, settings: ApiSettings | None = None) -> FastAPI:
     fastapi_app.state.metrics = api_metrics
     fastapi_app.state.shutting_down = False
     install_error_handlers(fastapi_app)
-    for module in (tasks, steps, templates, dlq, analytics, health, metrics):
-        fastapi_app.include_router(module.router)
+    routers = [m.router for m in (tasks, steps, templates, dlq, analytics, health, metrics)]
     if settings.config_endpoint_enabled:
         from tasker.api.routes import config
 
-        fastapi_app.include_router(config.router)
+        routers.append(config.router)
+    for router in routers:
+        fastapi_app.include_router(router)
+    # Matched against our own routers' routes: each APIRoute carries its full path and its
+    # permission, whatever structure the framework builds when it includes a router.
+    routes = [route for router in routers for route in router.routes]
     _document_security(fastapi_app)
 
     # add_middleware prepends: the last one added is the outermost.
@@ -118,7 +122,6 @@ def create_app(app: Tasker, settings: ApiSettings | None = None) -> FastAPI:
         BodyGuardMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
     if authenticator is not None:
-        routes = fastapi_app.router.routes
         fastapi_app.add_middleware(
             AuthMiddleware,
             authenticator=authenticator,

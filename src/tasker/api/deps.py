@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from tasker.api.auth import PERMISSION_KEY
 from tasker.api.errors import ApiProblem
@@ -22,6 +22,7 @@ from tasker.runtime import Tasker
 __all__ = [
     "ERROR_RESPONSES",
     "TaskerDep",
+    "UuidPath",
     "check_json_text",
     "check_text",
     "format_ts",
@@ -63,6 +64,9 @@ def get_tasker(request: Request) -> Tasker:
 
 TaskerDep = Annotated[Tasker, Depends(get_tasker)]
 """A route parameter that receives the runtime."""
+
+UuidPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+"""A path id: documented as a UUID, checked by ``parse_uuid`` (400 in the envelope, not 422)."""
 
 
 def now() -> datetime:

@@ -7,7 +7,11 @@ period, as ``tasker worker`` gives them (reliability.md R8.5).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -25,6 +29,32 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _run_uvicorn(asgi: Any, config: dict[str, Any]) -> None:
+    """Run uvicorn until SIGTERM/SIGINT, without its re-raising of the signal afterwards.
+
+    uvicorn raises the signal again once it has stopped, which ends the process before the
+    workers get their grace period; we stop the workers after this returns, then exit 0.
+    uvicorn is imported here so that the rest of the CLI works without the ``server`` extra.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+    Server(uvicorn.Config(asgi, **config)).run()
 
 
 def _uvicorn_level() -> str:
@@ -90,8 +120,6 @@ def serve(
     auth_enabled: str | None,
 ) -> None:
     """Serve the REST API (and run workers unless --no-workers) until SIGTERM/SIGINT."""
-    import uvicorn
-
     from tasker.api import create_app
 
     settings = Settings.load(
@@ -121,6 +149,6 @@ def serve(
             "access_log": False,
             "timeout_graceful_shutdown": 10,
         }
-        uvicorn.Server(uvicorn.Config(asgi, **config)).run()
+        _run_uvicorn(asgi, config)
     finally:
         app.close()

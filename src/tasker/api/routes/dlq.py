@@ -14,6 +14,7 @@ from tasker.api import operations
 from tasker.api.deps import (
     ERROR_RESPONSES,
     TaskerDep,
+    UuidPath,
     check_json_text,
     check_text,
     parse_uuid,
@@ -66,7 +67,7 @@ def list_entries(
 
 
 @router.get("/task/{task_uuid}", response_model=DlqEntry, openapi_extra=protected("dlq:read"))
-def entry_for_task(task_uuid: str, app: TaskerDep) -> JSONObject:
+def entry_for_task(task_uuid: UuidPath, app: TaskerDep) -> JSONObject:
     """The task's latest entry (pending or resolved); 404 when it never had one."""
     return operations.dlq_entry_for_task(app, parse_uuid(task_uuid))
 
@@ -76,7 +77,7 @@ def entry_for_task(task_uuid: str, app: TaskerDep) -> JSONObject:
     response_model=DlqUpdateResponse,
     openapi_extra=protected("dlq:update"),
 )
-def update_entry(dlq_entry_uuid: str, body: DlqUpdateRequest, app: TaskerDep) -> JSONObject:
+def update_entry(dlq_entry_uuid: UuidPath, body: DlqUpdateRequest, app: TaskerDep) -> JSONObject:
     """Record the investigation's outcome (status, notes, who, metadata)."""
     parsed = parse_uuid(dlq_entry_uuid)
     check_text(body.resolution_notes, "resolution_notes", max_length=10_000)

@@ -14,6 +14,7 @@ from tasker.api import operations
 from tasker.api.deps import (
     ERROR_RESPONSES,
     TaskerDep,
+    UuidPath,
     check_json_text,
     check_text,
     operator_name,
@@ -44,14 +45,14 @@ def _ids(task_uuid: str, step_uuid: str | None = None) -> tuple[str, str]:
 
 
 @router.get("", response_model=list[StepResponse], openapi_extra=protected("steps:read"))
-def list_steps(task_uuid: str, app: TaskerDep) -> list[JSONObject]:
+def list_steps(task_uuid: UuidPath, app: TaskerDep) -> list[JSONObject]:
     """The task's steps, oldest first; ``[]`` for an unknown task (as the original)."""
     task, _ = _ids(task_uuid)
     return operations.list_steps(app, task)
 
 
 @router.get("/{step_uuid}", response_model=StepResponse, openapi_extra=protected("steps:read"))
-def get_step(task_uuid: str, step_uuid: str, app: TaskerDep) -> JSONObject:
+def get_step(task_uuid: UuidPath, step_uuid: UuidPath, app: TaskerDep) -> JSONObject:
     """One step; 404 also when it belongs to another task."""
     return operations.get_step(app, *_ids(task_uuid, step_uuid))
 
@@ -62,15 +63,15 @@ def get_step(task_uuid: str, step_uuid: str, app: TaskerDep) -> JSONObject:
     response_model_exclude_none=True,
     openapi_extra=protected("steps:read"),
 )
-def step_audit(task_uuid: str, step_uuid: str, app: TaskerDep) -> list[JSONObject]:
+def step_audit(task_uuid: UuidPath, step_uuid: UuidPath, app: TaskerDep) -> list[JSONObject]:
     """Every result a worker stored for the step, oldest first."""
     return operations.step_audit(app, *_ids(task_uuid, step_uuid))
 
 
 @router.patch("/{step_uuid}", response_model=StepResponse, openapi_extra=protected("steps:resolve"))
 def act_on_step(
-    task_uuid: str,
-    step_uuid: str,
+    task_uuid: UuidPath,
+    step_uuid: UuidPath,
     request: Request,
     action: Annotated[StepAction, Body()],
     app: TaskerDep,

@@ -16,6 +16,7 @@ from tasker.api import operations
 from tasker.api.deps import (
     ERROR_RESPONSES,
     TaskerDep,
+    UuidPath,
     check_json_text,
     check_text,
     parse_uuid,
@@ -157,13 +158,13 @@ def list_tasks(
 
 
 @router.get("/{task_uuid}", response_model=TaskResponse, openapi_extra=protected("tasks:read"))
-def get_task(task_uuid: str, app: TaskerDep) -> JSONObject:
+def get_task(task_uuid: UuidPath, app: TaskerDep) -> JSONObject:
     """One task with its counts, status and step readiness."""
     return operations.get_task(app, parse_uuid(task_uuid))
 
 
 @router.delete("/{task_uuid}", response_model=TaskResponse, openapi_extra=protected("tasks:cancel"))
-def cancel_task(task_uuid: str, app: TaskerDep) -> JSONObject:
+def cancel_task(task_uuid: UuidPath, app: TaskerDep) -> JSONObject:
     """Cancel the task and its unfinished steps; 400 when it already finished."""
     return operations.cancel_task(app, parse_uuid(task_uuid))
 
@@ -173,6 +174,6 @@ def cancel_task(task_uuid: str, app: TaskerDep) -> JSONObject:
     response_model=TaskSummaryResponse,
     openapi_extra=protected("tasks:read"),
 )
-def task_summary(task_uuid: str, app: TaskerDep) -> JSONObject:
+def task_summary(task_uuid: UuidPath, app: TaskerDep) -> JSONObject:
     """The task, its template's steps, its steps' states and errors, and its DLQ status."""
     return operations.task_summary(app, parse_uuid(task_uuid))

@@ -1,0 +1,1 @@
+"""REST API tests against a real uvicorn server."""
