@@ -159,7 +159,7 @@ def create_task(
     idempotency_key: str | None,
     **params: Any,
 ) -> None:
-    """Create a task of template NAME and print its uuid (``--json``: the whole task).
+    """Create a task of template NAME and print its uuid (--json: the whole task).
 
     A task with the same identity already existing is an error naming that task's uuid.
     """
@@ -528,7 +528,7 @@ def dlq_stats(**params: Any) -> None:
 
 @click.group()
 def template() -> None:
-    """Registered templates; ``validate`` checks template files."""
+    """Registered templates; validate checks template files."""
 
 
 @template.command("list")
@@ -574,7 +574,7 @@ def get_template(namespace: str, name: str, version: str, **params: Any) -> None
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.pass_context
 def validate_templates(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Check template files or directories (the same as ``tasker validate``)."""
+    """Check template files or directories (the same as tasker validate)."""
     from pathlib import Path
 
     from tasker.cli.main import validate
@@ -588,7 +588,7 @@ def validate_templates(ctx: click.Context, paths: tuple[str, ...]) -> None:
 @click.command()
 @connection_options
 def health(**params: Any) -> None:
-    """The server's readiness (``/health/ready``), or that the database answers; exit 1 if not."""
+    """The server's readiness (/health/ready), or that the database answers; exit 1 if not."""
     with backend_of(params) as backend:
         document = backend.health()
     ready = document.get("status") == "ready"
