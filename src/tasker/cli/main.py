@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 import click
 
 from tasker.config import Settings
+from tasker.domain.model import TaskRequest
 from tasker.errors import InvalidContext, TaskerError, TemplateError
+from tasker.orchestration.creation import validate_request
 from tasker.runtime import Tasker, TaskView
 from tasker.templates import load_templates
 
@@ -101,6 +103,9 @@ def run(
         names = ", ".join(t.name for t in load_templates([template]))
         raise click.UsageError(f"{template} holds templates {names}: choose one with --name")
     chosen = templates[0]
+    # A context the template refuses must not leave the template registered (R7.3).
+    request = TaskRequest(name=chosen.name, context={} if context is None else context)
+    validate_request(request, chosen)
     settings = Settings.load({"database_url": database_url})
     with Tasker(settings=settings, handlers=split_modules(handlers)) as app:
         app.register_template(chosen)
