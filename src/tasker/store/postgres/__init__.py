@@ -1,0 +1,468 @@
+"""PostgreSQL store: a psycopg connection pool, row locks for claims, LISTEN/NOTIFY wake-ups.
+
+Every transaction borrows one pooled connection for its whole length, so each thread of a
+runtime works on its own connection. Concurrency rests on PostgreSQL row locks (ADR 0201):
+``lock_task`` is ``SELECT ... FOR UPDATE`` on the task row, so passes over one task are
+serialised across processes; ``claim_candidates`` is ``FOR UPDATE SKIP LOCKED``, so concurrent
+claimers take disjoint steps without waiting on each other.
+
+Errors: psycopg exceptions never leave this module. Connection loss, pool exhaustion, timeouts,
+serialization failures and deadlocks become ``StoreUnavailable`` (retryable: the transaction was
+rolled back and the caller may run the whole block again); anything else becomes ``StoreError``.
+The store does not retry by itself: the caller's code runs inside the transaction, and only the
+caller can run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
+from tasker.store.migrate import discover_migrations
+from tasker.store.queries import load_query_files
+from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
+
+__all__ = ["PostgresDialect", "PostgresStore", "to_psycopg_placeholders"]
+
+log = logging.getLogger("tasker.store.postgres")
+
+_HERE = Path(__file__).parent
+_CHANNEL = "tasker_work"
+# Key of the advisory lock that serialises migrations across processes ("tasker" in ASCII).
+_MIGRATION_LOCK_KEY = 0x7461736B6572
+
+# A string literal, a quoted identifier, a "::" cast, or a :name parameter (group 1).
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)")
+
+_Conn = psycopg.Connection[DictRow]
+
+
+def to_psycopg_placeholders(sql: str) -> str:
+    """Rewrite ``:name`` parameters as psycopg's ``%(name)s``, once, when queries are loaded.
+
+    ``::type`` casts, string literals and quoted identifiers are left alone; a literal ``%``
+    is doubled, as psycopg requires.
+    """
+    escaped = sql.replace("%", "%%")
+    return _TOKEN.sub(lambda m: f"%({m.group(1)})s" if m.group(1) else m.group(0), escaped)
+
+
+class PostgresDialect:
+    """Values travel as native types; JSON goes as text and is cast ``::jsonb`` in the SQL.
+
+    JSON is serialised here rather than by psycopg so that an unserialisable value fails the
+    same way (``TypeError``, before any SQL) on both backends.
+    """
+
+    name = "postgres"
+
+    def placeholder(self, name: str, kind: str) -> str:
+        return f"%({name})s::jsonb" if kind == "json" else f"%({name})s"
+
+    def json_param(self, value: Any) -> Any:
+        return json.dumps(value, separators=(",", ":"))
+
+    def json_value(self, value: Any) -> Any:
+        return value  # psycopg has already parsed jsonb
+
+    def ts_param(self, value: datetime | None) -> Any:
+        return value
+
+    def ts_value(self, value: Any) -> datetime | None:
+        return None if value is None else cast(datetime, value).astimezone(UTC)
+
+    def bool_param(self, value: bool) -> Any:
+        return value
+
+
+class _Connection:
+    """What ``SqlTransaction`` executes on: a pooled connection whose errors become ours."""
+
+    def __init__(self, conn: _Conn, where: str) -> None:
+        self._conn = conn
+        self._where = where
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        try:
+            return self._conn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise _store_error(exc, self._where, "a statement failed") from exc
+
+
+def _store_error(exc: psycopg.Error, where: str, doing: str) -> StoreError:
+    """Our exception for a driver error: ``StoreUnavailable`` when retrying may succeed.
+
+    Operational errors cover lost connections, server shutdown, pool timeouts, statement and
+    lock timeouts, serialization failures and deadlocks; interface errors a closed connection.
+    """
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    code = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailable(
+            f"PostgreSQL at {where}: {doing}: {detail}{code}; the transaction was rolled back,"
+            " retry it"
+        )
+    return StoreError(f"PostgreSQL at {where}: {doing}: {detail}{code}")
+
+
+def _where(params: Mapping[str, Any]) -> str:
+    """host:port/dbname for messages (never the password)."""
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+class PostgresStore:
+    """The scaled-out backend: any number of processes on one PostgreSQL database.
+
+    Args:
+        url: a ``postgresql://`` URL (or libpq key=value string); its parameters win over the
+            defaults below.
+        migrate: apply pending migrations on open (else refuse an outdated schema).
+        max_connections: pool size; about twice the worker threads that share this store.
+        connect_timeout_s: libpq connect timeout (R3.2).
+        statement_timeout_s: server-side limit per statement (R3.2).
+        lock_timeout_s: longest wait for a row lock, e.g. a task another process holds (R3.2).
+        idle_in_transaction_timeout_s: the server ends a session that sits in a transaction
+            this long (a paused process must not hold a task lock forever).
+        pool_timeout_s: longest wait for a free pooled connection.
+    """
+
+    backend = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        max_connections: int = 10,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_s: float = 30.0,
+        lock_timeout_s: float = 10.0,
+        idle_in_transaction_timeout_s: float = 60.0,
+        pool_timeout_s: float = 30.0,
+    ) -> None:
+        try:
+            params: dict[str, Any] = dict(conninfo_to_dict(url))
+        except psycopg.Error as exc:
+            raise ConfigError(f"invalid PostgreSQL URL: {exc}") from exc
+        self.url = url
+        self._where = _where(params)
+        self._conninfo = make_conninfo(
+            "",
+            **_with_defaults(
+                params,
+                connect_timeout_s=connect_timeout_s,
+                statement_timeout_s=statement_timeout_s,
+                lock_timeout_s=lock_timeout_s,
+                idle_in_transaction_timeout_s=idle_in_transaction_timeout_s,
+            ),
+        )
+        self._queries = {
+            name: to_psycopg_placeholders(sql)
+            for name, sql in load_query_files(_HERE).items()
+        }
+        self._dialect = PostgresDialect()
+        self.stats = StoreStats()
+        self.processor_uuid = new_uuid()
+        self._work = threading.Condition()
+        self._work_seq = 0
+        self._closed = False
+        self._stopping = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._listener_lock = threading.Lock()
+        if migrate:
+            self.migrate()
+        else:
+            self._check_schema()
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(
+            self._conninfo,
+            connection_class=psycopg.Connection[DictRow],
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            min_size=1,
+            max_size=max_connections,
+            timeout=pool_timeout_s,
+            name="tasker",
+            open=True,
+        )
+
+    # -- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def _direct(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A connection outside the pool (migrations, schema checks): precise connect errors."""
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise _store_error(exc, self._where, "cannot connect") from exc
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            raise _store_error(exc, self._where, "schema check or migration failed") from exc
+        finally:
+            conn.close()
+
+    def _getconn(self) -> _Conn:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            return self._pool.getconn()
+        except psycopg.Error as exc:
+            raise _store_error(exc, self._where, "no database connection") from exc
+
+    def _putconn(self, conn: _Conn) -> None:
+        """Return a connection; after a lost one, test the idle ones so the next caller doesn't
+        inherit a dead socket (a restarted server leaves every pooled connection dead)."""
+        lost = conn.broken or conn.closed
+        self._pool.putconn(conn)
+        if lost and not self._closed:
+            self._pool.check()
+
+    def _end(self, conn: _Conn, statement: LiteralString) -> None:
+        """ROLLBACK after a failure; never masks the exception that is already on its way."""
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            log.debug("%s on %s failed (connection is discarded): %s", statement, self._where, exc)
+
+    def close(self) -> None:
+        """Close the pool and the LISTEN connection; wake anyone waiting for work."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        self._pool.close()
+        listener = self._listener
+        if listener is not None:
+            listener.join(5.0)
+        with self._work:
+            self._work.notify_all()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _schema_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return 0
+        row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _check_schema(self) -> None:
+        latest = len(discover_migrations(_HERE / "migrations"))
+        with self._direct() as conn:
+            current = self._schema_version(conn)
+        if current < latest:
+            raise MigrationRequired(
+                f"PostgreSQL database {self._where} has schema version {current}, this tasker"
+                f" needs {latest}: run `tasker migrate` (or open the store with migrate=True)"
+            )
+
+    def migrate(self) -> int:
+        """Apply pending migrations in one transaction; returns how many ran.
+
+        Many processes may start at once: an advisory transaction lock lets one migrate while
+        the others wait, then find nothing left to do.
+        """
+        applied = 0
+        with self._direct() as conn, conn.transaction():
+            # DDL may wait on locks and run long; the short per-statement limits don't apply.
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute("SET LOCAL lock_timeout = '5min'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
+            current = self._schema_version(conn)
+            for migration in discover_migrations(_HERE / "migrations"):
+                if migration.version <= current:
+                    continue
+                # No parameters: psycopg sends the file as one multi-statement script.
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at)"
+                    " VALUES (%s, %s, now())",
+                    [migration.version, migration.name],
+                )
+                applied += 1
+        return applied
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """A read-committed write transaction on one pooled connection.
+
+        Commits on success, rolls back on any exception. When steps were enqueued, a
+        ``NOTIFY`` is sent inside the transaction (delivered to every listener at commit) and
+        this process's idle workers are woken after it.
+
+        Raises:
+            StoreUnavailable: connection lost, timeout, deadlock or serialization failure; the
+                transaction was rolled back and may be run again.
+            StoreError: any other database error.
+        """
+        conn = self._getconn()
+        try:
+            tx = self._begin(conn, "BEGIN")
+            try:
+                yield tx
+                if tx.wake_namespaces:
+                    tx.execute(
+                        "SELECT pg_notify(%(channel)s, %(payload)s)",
+                        {"channel": _CHANNEL, "payload": ",".join(sorted(tx.wake_namespaces))},
+                    )
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                raise _store_error(
+                    exc, self._where, "commit failed (the outcome is unknown)"
+                ) from exc
+            self.stats.commits += 1
+        finally:
+            self._putconn(conn)
+        if tx.wake_namespaces:
+            self._wake_local()
+
+    @contextmanager
+    def read(self) -> Iterator[SqlTransaction]:
+        """A read-only snapshot: every statement sees the same committed state."""
+        conn = self._getconn()
+        try:
+            tx = self._begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield tx
+            finally:
+                self._end(conn, "ROLLBACK")
+        finally:
+            self._putconn(conn)
+
+    def _begin(self, conn: _Conn, statement: LiteralString) -> SqlTransaction:
+        """Start a transaction (not counted as a statement, like SQLite's BEGIN)."""
+        wrapped = _Connection(conn, self._where)
+        wrapped.execute(statement)
+        return SqlTransaction(
+            wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
+        )
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def _wake_local(self) -> None:
+        with self._work:
+            self._work_seq += 1
+            self._work.notify_all()
+
+    def notify_work(self) -> None:
+        """Wake idle workers here now, and in other processes through ``NOTIFY``.
+
+        Best effort beyond this process: if no connection is free within a moment, the others
+        find the work at their next poll, which is the fallback anyway.
+        """
+        self._wake_local()
+        if self._closed:
+            return
+        try:
+            conn = self._pool.getconn(timeout=0.5)
+        except psycopg.Error as exc:
+            log.info("work not announced to other processes (%s); they will poll", exc)
+            return
+        try:
+            conn.execute("SELECT pg_notify(%s, '')", [_CHANNEL])
+        except psycopg.Error as exc:
+            log.info("work not announced to other processes (%s); they will poll", exc)
+        finally:
+            self._putconn(conn)
+
+    def work_sequence(self) -> int:
+        return self._work_seq
+
+    def wait_for_work(self, seen: int, timeout_s: float) -> int:
+        """Block until work is announced after ``seen`` (by any process) or the timeout passes.
+
+        The first call starts the LISTEN thread; the timeout is the polling fallback for
+        notifications lost while it reconnects.
+        """
+        self._ensure_listener()
+        with self._work:
+            if self._work_seq == seen and not self._closed:
+                self._work.wait(timeout_s)
+            return self._work_seq
+
+    def _ensure_listener(self) -> None:
+        with self._listener_lock:
+            if self._listener is None and not self._closed:
+                self._listener = threading.Thread(
+                    target=self._listen, name="tasker-pg-listen", daemon=True
+                )
+                self._listener.start()
+
+    def _listen(self) -> None:
+        """LISTEN on a dedicated connection; reconnect with capped backoff when it drops."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute("LISTEN tasker_work")
+                    delay = 0.5
+                    self._wake_local()  # whatever was announced while we were not listening
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self._wake_local()
+            except psycopg.Error as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning(
+                    "LISTEN connection to %s lost (%s); reconnecting in %.1fs, polling meanwhile",
+                    self._where,
+                    exc,
+                    delay,
+                )
+            except Exception:
+                log.exception("LISTEN loop failed; restarting it in %.1fs", delay)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _with_defaults(
+    params: dict[str, Any],
+    *,
+    connect_timeout_s: float,
+    statement_timeout_s: float,
+    lock_timeout_s: float,
+    idle_in_transaction_timeout_s: float,
+) -> dict[str, Any]:
+    """Connection parameters: ours as defaults, the URL's own values win.
+
+    Session settings travel in libpq ``options`` (no extra round trip per connection); the
+    URL's own ``options`` come last, so a ``-c`` there overrides ours. Keepalives let an idle
+    connection (the LISTEN one above all) notice a dead peer.
+    """
+    ms = {
+        "statement_timeout": statement_timeout_s,
+        "lock_timeout": lock_timeout_s,
+        "idle_in_transaction_session_timeout": idle_in_transaction_timeout_s,
+    }
+    ours = " ".join(f"-c {name}={int(value * 1000)}" for name, value in ms.items())
+    merged = dict(params)
+    merged["options"] = f"-c TimeZone=UTC {ours} {params.get('options', '')}".strip()
+    merged.setdefault("connect_timeout", str(max(2, math.ceil(connect_timeout_s))))
+    merged.setdefault("application_name", "tasker")
+    merged.setdefault("keepalives", "1")
+    merged.setdefault("keepalives_idle", "10")
+    merged.setdefault("keepalives_interval", "5")
+    merged.setdefault("keepalives_count", "3")
+    return merged

@@ -1,0 +1,167 @@
+-- 0001: the initial schema.
+
+CREATE TABLE schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL
+);
+
+CREATE TABLE named_tasks (
+    named_task_uuid    text PRIMARY KEY,
+    namespace          text NOT NULL,
+    name               text NOT NULL,
+    version            text NOT NULL,
+    configuration      jsonb NOT NULL,         -- the template as JSON
+    identity_strategy  text NOT NULL DEFAULT 'strict',
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL,
+    UNIQUE (namespace, name, version)
+);
+
+CREATE TABLE tasks (
+    task_uuid              text PRIMARY KEY,
+    named_task_uuid        text NOT NULL REFERENCES named_tasks (named_task_uuid),
+    namespace              text NOT NULL,
+    name                   text NOT NULL,
+    version                text NOT NULL,
+    state                  text NOT NULL CHECK (state IN (
+        'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results',
+        'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures', 'complete',
+        'error', 'cancelled', 'resolved_manually')),
+    context                jsonb NOT NULL,
+    identity_hash          text NOT NULL UNIQUE,
+    initiator              text NOT NULL,
+    source_system          text NOT NULL,
+    reason                 text NOT NULL,
+    tags                   jsonb NOT NULL DEFAULT '[]',
+    priority               integer NOT NULL DEFAULT 0,
+    correlation_id         text NOT NULL,
+    parent_correlation_id  text,
+    requested_at           timestamptz NOT NULL,
+    complete               boolean NOT NULL DEFAULT false,
+    completed_at           timestamptz,
+    transition_count       integer NOT NULL DEFAULT 0,
+    state_entered_at       timestamptz NOT NULL,
+    created_at             timestamptz NOT NULL,
+    updated_at             timestamptz NOT NULL
+);
+CREATE INDEX tasks_state_idx ON tasks (state, created_at);
+CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
+
+CREATE TABLE workflow_steps (
+    workflow_step_uuid       text PRIMARY KEY,
+    task_uuid                text NOT NULL REFERENCES tasks (task_uuid),
+    name                     text NOT NULL,
+    template_step_name       text NOT NULL,
+    namespace                text NOT NULL,      -- routing: workers claim by namespace
+    state                    text NOT NULL CHECK (state IN (
+        'pending', 'enqueued', 'in_progress', 'enqueued_for_orchestration',
+        'enqueued_as_error_for_orchestration', 'waiting_for_retry', 'complete', 'error',
+        'cancelled', 'resolved_manually')),
+    retryable                boolean NOT NULL DEFAULT true,
+    max_attempts             integer NOT NULL DEFAULT 3,
+    attempts                 integer NOT NULL DEFAULT 0,
+    in_process               boolean NOT NULL DEFAULT false,
+    processed                boolean NOT NULL DEFAULT false,
+    processed_at             timestamptz,
+    last_attempted_at        timestamptz,
+    backoff_request_seconds  double precision,
+    next_retry_at            timestamptz,
+    inputs                   jsonb,
+    results                  jsonb,
+    checkpoint               jsonb,
+    claim_token              text,
+    claimed_by               text,
+    lease_expires_at         timestamptz,
+    priority                 integer NOT NULL DEFAULT 0,
+    enqueued_at              timestamptz,
+    transition_count         integer NOT NULL DEFAULT 0,
+    created_at               timestamptz NOT NULL,
+    updated_at               timestamptz NOT NULL,
+    step_seq                 bigint GENERATED ALWAYS AS IDENTITY,  -- insertion order (SQLite: rowid)
+    UNIQUE (task_uuid, name)
+);
+CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (state, namespace, priority, enqueued_at);
+CREATE INDEX workflow_steps_retry_idx ON workflow_steps (state, next_retry_at);
+CREATE INDEX workflow_steps_lease_idx ON workflow_steps (state, lease_expires_at);
+
+CREATE TABLE workflow_step_edges (
+    from_step_uuid  text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    to_step_uuid    text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    name            text NOT NULL,
+    task_uuid       text NOT NULL,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (from_step_uuid, to_step_uuid, name)
+);
+CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
+
+CREATE TABLE task_transitions (
+    task_transition_uuid  text PRIMARY KEY,
+    task_uuid             text NOT NULL REFERENCES tasks (task_uuid),
+    from_state            text,
+    to_state              text NOT NULL CHECK (to_state IN (
+        'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results',
+        'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures', 'complete',
+        'error', 'cancelled', 'resolved_manually')),
+    event                 text,
+    sort_key              integer NOT NULL,
+    most_recent           boolean NOT NULL,
+    metadata              jsonb NOT NULL DEFAULT '{}',
+    processor_uuid        text,
+    created_at            timestamptz NOT NULL,
+    updated_at            timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent;
+CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
+
+CREATE TABLE workflow_step_transitions (
+    workflow_step_transition_uuid  text PRIMARY KEY,
+    workflow_step_uuid             text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    task_uuid                      text NOT NULL,
+    from_state                     text,
+    to_state                       text NOT NULL CHECK (to_state IN (
+        'pending', 'enqueued', 'in_progress', 'enqueued_for_orchestration',
+        'enqueued_as_error_for_orchestration', 'waiting_for_retry', 'complete', 'error',
+        'cancelled', 'resolved_manually')),
+    event                          text,
+    sort_key                       integer NOT NULL,
+    most_recent                    boolean NOT NULL,
+    metadata                       jsonb NOT NULL DEFAULT '{}',
+    created_at                     timestamptz NOT NULL,
+    updated_at                     timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent;
+CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
+
+CREATE TABLE workflow_step_result_audit (
+    workflow_step_result_audit_uuid  text PRIMARY KEY,
+    workflow_step_uuid               text NOT NULL,
+    workflow_step_transition_uuid    text NOT NULL,
+    task_uuid                        text NOT NULL,
+    recorded_at                      timestamptz NOT NULL,
+    worker_uuid                      text,
+    correlation_id                   text,
+    success                          boolean NOT NULL,
+    execution_time_ms                double precision,
+    attempt                          integer NOT NULL,
+    UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
+);
+CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
+
+CREATE TABLE dlq_entries (
+    dlq_entry_uuid        text PRIMARY KEY,
+    task_uuid             text NOT NULL REFERENCES tasks (task_uuid),
+    original_state        text NOT NULL,
+    dlq_reason            text NOT NULL,
+    dlq_timestamp         timestamptz NOT NULL,
+    resolution_status     text NOT NULL DEFAULT 'pending',
+    resolution_timestamp  timestamptz,
+    resolution_notes      text,
+    resolved_by           text,
+    task_snapshot         jsonb NOT NULL,
+    metadata              jsonb NOT NULL DEFAULT '{}',
+    created_at            timestamptz NOT NULL,
+    updated_at            timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';

@@ -1,0 +1,246 @@
+-- Named queries for the PostgreSQL store. Each query sits under a "-- name: <name>" header with a
+-- one-line comment. Parameters are :named (the store turns them into psycopg's %(named)s once, at
+-- load time; a "::" cast is left alone). JSON parameters arrive as JSON text and are cast ::jsonb.
+-- The SQLite store has a file with the same names.
+
+-- name: find_named_task
+-- The registered template for (namespace, name, version).
+SELECT named_task_uuid, configuration FROM named_tasks
+WHERE namespace = :namespace AND name = :name AND version = :version;
+
+-- name: named_task_by_uuid
+-- A registered template by id (workers read templates this way).
+SELECT named_task_uuid, configuration FROM named_tasks WHERE named_task_uuid = :named_task_uuid;
+
+-- name: upsert_named_task
+-- Register a template; the same key again replaces its configuration (templates.md §1).
+INSERT INTO named_tasks (named_task_uuid, namespace, name, version, configuration,
+                         identity_strategy, created_at, updated_at)
+VALUES (:named_task_uuid, :namespace, :name, :version, :configuration::jsonb, :identity_strategy,
+        :now, :now)
+ON CONFLICT (namespace, name, version) DO UPDATE SET
+    configuration = excluded.configuration,
+    identity_strategy = excluded.identity_strategy,
+    updated_at = excluded.updated_at
+RETURNING named_task_uuid;
+
+-- name: list_named_tasks
+-- Every registered template.
+SELECT named_task_uuid, configuration FROM named_tasks ORDER BY namespace, name, version;
+
+-- name: insert_task
+-- A new task row; a duplicate identity_hash returns no row (a concurrent twin waits, then no row).
+INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
+                   identity_hash, initiator, source_system, reason, tags, priority,
+                   correlation_id, parent_correlation_id, requested_at, complete,
+                   transition_count, state_entered_at, created_at, updated_at)
+VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, 'pending', :context::jsonb,
+        :identity_hash, :initiator, :source_system, :reason, :tags::jsonb, :priority,
+        :correlation_id, :parent_correlation_id, :now, false, 0, :now, :now, :now)
+ON CONFLICT (identity_hash) DO NOTHING
+RETURNING task_uuid;
+
+-- name: task_by_identity
+-- The task that holds an identity hash.
+SELECT task_uuid FROM tasks WHERE identity_hash = :identity_hash;
+
+-- name: get_task
+-- One task row.
+SELECT * FROM tasks WHERE task_uuid = :task_uuid;
+
+-- name: lock_task
+-- The task's current state, with its row locked until commit: serialises passes over one task.
+SELECT state, namespace, named_task_uuid FROM tasks WHERE task_uuid = :task_uuid FOR UPDATE;
+
+-- name: insert_step
+-- A new workflow step; (task, name) is unique, so a second insert of the same name is a no-op.
+INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
+                            state, retryable, max_attempts, attempts, in_process, processed,
+                            inputs, priority, transition_count, created_at, updated_at)
+VALUES (:workflow_step_uuid, :task_uuid, :name, :template_step_name, :namespace, 'pending',
+        :retryable, :max_attempts, 0, false, false, :inputs::jsonb, :priority, 0, :now, :now)
+ON CONFLICT (task_uuid, name) DO NOTHING;
+
+-- name: insert_edge
+-- A dependency edge; duplicates are ignored (find-or-create).
+INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)
+VALUES (:from_step_uuid, :to_step_uuid, :name, :task_uuid, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: task_steps
+-- Every step of a task, oldest first.
+SELECT * FROM workflow_steps WHERE task_uuid = :task_uuid ORDER BY created_at, step_seq;
+
+-- name: get_step
+-- One step row.
+SELECT * FROM workflow_steps WHERE workflow_step_uuid = :workflow_step_uuid;
+
+-- name: task_edges
+-- Every edge of a task, as step names.
+SELECT p.name AS from_name, c.name AS to_name, e.name AS edge_name
+FROM workflow_step_edges e
+JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+JOIN workflow_steps c ON c.workflow_step_uuid = e.to_step_uuid
+WHERE e.task_uuid = :task_uuid;
+
+-- name: ready_steps
+-- Steps of a task that may run now (execution.md §5), oldest first.
+SELECT s.workflow_step_uuid, s.state FROM workflow_steps s
+WHERE s.task_uuid = :task_uuid
+  AND s.state IN ('pending', 'waiting_for_retry')
+  AND NOT s.processed AND NOT s.in_process
+  AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'))
+ORDER BY s.created_at, s.step_seq;
+
+-- name: step_state_counts
+-- How many steps of a task are in each state.
+SELECT state, COUNT(*) AS n FROM workflow_steps WHERE task_uuid = :task_uuid GROUP BY state;
+
+-- name: bump_task
+-- Compare-and-set a task's state; returns the new sort key, or no row if it moved first.
+UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
+    state_entered_at = :now, updated_at = :now,
+    complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
+    completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
+WHERE task_uuid = :task_uuid AND state = :from_state
+RETURNING transition_count;
+
+-- name: retire_task_transition
+-- The previous most recent task transition is no longer the most recent.
+UPDATE task_transitions SET most_recent = false, updated_at = :now
+WHERE task_uuid = :task_uuid AND most_recent;
+
+-- name: insert_task_transition
+-- Append one task transition row.
+INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                              sort_key, most_recent, metadata, processor_uuid, created_at, updated_at)
+VALUES (:uuid, :task_uuid, :from_state, :to_state, :event, :sort_key, true, :metadata::jsonb,
+        :processor_uuid, :now, :now);
+
+-- name: retire_step_transition
+-- The previous most recent step transition is no longer the most recent.
+UPDATE workflow_step_transitions SET most_recent = false, updated_at = :now
+WHERE workflow_step_uuid = :workflow_step_uuid AND most_recent;
+
+-- name: insert_step_transition
+-- Append one step transition row.
+INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
+                                       from_state, to_state, event, sort_key, most_recent, metadata,
+                                       created_at, updated_at)
+VALUES (:uuid, :workflow_step_uuid, :task_uuid, :from_state, :to_state, :event, :sort_key, true,
+        :metadata::jsonb, :now, :now);
+
+-- name: insert_result_audit
+-- One audit row per stored step result (states.md §3.2).
+INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+    workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id, success,
+    execution_time_ms, attempt)
+VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_uuid,
+        :correlation_id, :success, :execution_time_ms, :attempt);
+
+-- name: claim_candidates
+-- Enqueued steps a worker may claim, by priority then age; rows another claimer holds are skipped.
+SELECT workflow_step_uuid, task_uuid, state, attempts FROM workflow_steps
+WHERE state = 'enqueued'
+  AND (:any_namespace = 1 OR namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb)))
+ORDER BY priority DESC, enqueued_at
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: ancestor_results
+-- Results of every processed ancestor of a step (transitive), keyed by step name.
+WITH RECURSIVE ancestors(uuid) AS (
+    SELECT from_step_uuid FROM workflow_step_edges WHERE to_step_uuid = :workflow_step_uuid
+    UNION
+    SELECT e.from_step_uuid FROM workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.uuid
+)
+SELECT s.name, s.results FROM workflow_steps s JOIN ancestors a ON s.workflow_step_uuid = a.uuid
+WHERE s.processed AND s.results IS NOT NULL
+ORDER BY s.created_at, s.step_seq;
+
+-- name: heartbeat
+-- Renew a lease, only while the claim is still current.
+UPDATE workflow_steps SET lease_expires_at = :lease_expires_at
+WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token AND state = 'in_progress';
+
+-- name: save_checkpoint
+-- Persist a checkpoint in one UPDATE, fenced by the claim; history is appended in SQL, last 100 kept (R4.1).
+UPDATE workflow_steps SET
+    checkpoint = jsonb_build_object(
+        'cursor', :cursor::jsonb,
+        'items_processed', :items_processed,
+        'timestamp', to_char(:now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'accumulated_results', :accumulated_results::jsonb,
+        'history', (
+            SELECT COALESCE(jsonb_agg(h.entry ORDER BY h.ord), '[]'::jsonb)
+            FROM jsonb_array_elements(
+                     CASE WHEN jsonb_typeof(checkpoint -> 'history') = 'array'
+                          THEN checkpoint -> 'history' ELSE '[]'::jsonb END
+                     || jsonb_build_array(jsonb_build_object(
+                            'cursor', :cursor::jsonb,
+                            'timestamp', to_char(:now AT TIME ZONE 'UTC',
+                                                 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))))
+                 WITH ORDINALITY AS h(entry, ord)
+            WHERE h.ord > (CASE WHEN jsonb_typeof(checkpoint -> 'history') = 'array'
+                                THEN jsonb_array_length(checkpoint -> 'history') ELSE 0 END) + 1 - 100
+        )),
+    lease_expires_at = :lease_expires_at,
+    updated_at = :now
+WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token AND state = 'in_progress';
+
+-- name: due_retry_tasks
+-- Tasks with a step whose retry backoff has elapsed.
+SELECT DISTINCT s.task_uuid FROM workflow_steps s JOIN tasks t ON t.task_uuid = s.task_uuid
+WHERE s.state IN ('waiting_for_retry', 'pending') AND s.next_retry_at IS NOT NULL AND s.next_retry_at <= :now
+  AND t.state = 'waiting_for_dependencies'
+LIMIT :limit;
+
+-- name: expired_leases
+-- In-progress steps whose lease has expired (their worker is presumed lost), in task order so that
+-- sweepers lock tasks in the same order.
+SELECT workflow_step_uuid, task_uuid, claim_token, claimed_by FROM workflow_steps
+WHERE state = 'in_progress' AND lease_expires_at < :now
+ORDER BY task_uuid, workflow_step_uuid
+LIMIT :limit;
+
+-- name: tasks_in_states
+-- Non-terminal tasks the poller should look at, oldest first.
+SELECT task_uuid FROM tasks WHERE state IN (SELECT jsonb_array_elements_text(:states::jsonb))
+  AND state_entered_at <= :entered_before
+ORDER BY priority DESC, created_at LIMIT :limit;
+
+-- name: insert_dlq_entry
+-- Open a DLQ entry; at most one pending entry per task (A13).
+INSERT INTO dlq_entries (dlq_entry_uuid, task_uuid, original_state, dlq_reason, dlq_timestamp,
+                         resolution_status, task_snapshot, metadata, created_at, updated_at)
+VALUES (:uuid, :task_uuid, :original_state, :dlq_reason, :now, 'pending', :task_snapshot::jsonb,
+        :metadata::jsonb, :now, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: task_transitions
+-- A task's transition rows in order.
+SELECT task_uuid AS entity_uuid, from_state, to_state, event, sort_key, most_recent, metadata, created_at
+FROM task_transitions WHERE task_uuid = :task_uuid ORDER BY sort_key;
+
+-- name: step_transitions
+-- A step's transition rows in order.
+SELECT workflow_step_uuid AS entity_uuid, from_state, to_state, event, sort_key, most_recent, metadata,
+       created_at
+FROM workflow_step_transitions WHERE workflow_step_uuid = :workflow_step_uuid ORDER BY sort_key;
+
+-- name: table_counts
+-- Row counts of every table (tests use it to prove bad input wrote nothing).
+SELECT 'named_tasks' AS t, COUNT(*) AS n FROM named_tasks
+UNION ALL SELECT 'tasks', COUNT(*) FROM tasks
+UNION ALL SELECT 'workflow_steps', COUNT(*) FROM workflow_steps
+UNION ALL SELECT 'workflow_step_edges', COUNT(*) FROM workflow_step_edges
+UNION ALL SELECT 'task_transitions', COUNT(*) FROM task_transitions
+UNION ALL SELECT 'workflow_step_transitions', COUNT(*) FROM workflow_step_transitions
+UNION ALL SELECT 'workflow_step_result_audit', COUNT(*) FROM workflow_step_result_audit
+UNION ALL SELECT 'dlq_entries', COUNT(*) FROM dlq_entries;
