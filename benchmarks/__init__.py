@@ -1,0 +1,1 @@
+"""Benchmarks of the tasker engine: ``python -m benchmarks run --help``; see README.md here."""
