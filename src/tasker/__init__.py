@@ -25,10 +25,15 @@ from tasker.errors import (
     StepValidationError,
     TaskerError,
 )
-from tasker.errors.error_classifier import ErrorClassifier, get_classifier, is_permanent, is_retryable
+from tasker.errors.error_classifier import (
+    ErrorClassifier,
+    get_classifier,
+    is_permanent,
+    is_retryable,
+)
 from tasker.runtime import StepView, Tasker, TaskView
 from tasker.worker.api_mixin import ApiHandler, ApiResponse
-from tasker.worker.batch import BatchAggregationScenario, Batchable, BatchWorkerConfig
+from tasker.worker.batch import Batchable, BatchAggregationScenario, BatchWorkerConfig
 from tasker.worker.batch_types import (
     BatchAnalyzerOutcome,
     BatchWorkerContext,

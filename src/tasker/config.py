@@ -82,6 +82,4 @@ class Settings(BaseModel):
             error = exc.errors()[0]
             key = str(error["loc"][0]) if error["loc"] else "?"
             source = sources.get(key, "default")
-            raise ConfigError(
-                f"invalid setting {key} (from {source}): {error['msg']}"
-            ) from None
+            raise ConfigError(f"invalid setting {key} (from {source}): {error['msg']}") from None

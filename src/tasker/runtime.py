@@ -1,8 +1,8 @@
 """The composition root: one object that owns a store, templates, handlers and worker threads.
 
-    with Tasker("sqlite:///orders.db", templates=["templates/"], handlers=["shop.handlers"]) as app:
-        task = app.run("order_fulfillment", namespace="shop", context={"order_id": 7})
-        print(task.state, task.steps["ship"].result)
+with Tasker("sqlite:///orders.db", templates=["templates/"], handlers=["shop.handlers"]) as app:
+    task = app.run("order_fulfillment", namespace="shop", context={"order_id": 7})
+    print(task.state, task.steps["ship"].result)
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,7 +49,7 @@ steps:
 
 
 @pytest.fixture
-def proc_env(fresh_pg_dsn: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def proc_env(fresh_pg_dsn: str, tmp_path: Path) -> dict[str, str]:
     import psycopg
 
     with psycopg.connect(fresh_pg_dsn, autocommit=True) as conn:
@@ -75,16 +74,19 @@ def proc_env(fresh_pg_dsn: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "TASKER_POLL_INTERVAL_S": "0.2",
         "TASKER_SHUTDOWN_GRACE_S": "5",
     }
-    yield env
+    return env
 
 
 def start_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tasker.cli.main", "worker", "--concurrency", str(concurrency)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """Start a ``tasker worker``; its stderr goes to a log file beside the test's markers."""
+    log = Path(env["TASKER_TEST_MARKER_DIR"]) / f"worker-{time.monotonic_ns()}.log"
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tasker.cli.main", "worker", "--concurrency", str(concurrency)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -124,8 +126,7 @@ def test_four_worker_processes_run_every_step_of_300_diamonds_exactly_once(
     workers = [start_worker(proc_env, concurrency=3) for _ in range(4)]
     try:
         task_uuids = [
-            app.create_task("proc_diamond", namespace="proc", context={"n": i})
-            for i in range(300)
+            app.create_task("proc_diamond", namespace="proc", context={"n": i}) for i in range(300)
         ]
         views = [app.wait(uuid, timeout_s=120) for uuid in task_uuids]
     finally:
@@ -170,8 +171,13 @@ def test_sigkilled_worker_loses_its_step_to_another_after_the_lease(
     assert view.state == "complete"
     assert view.steps["slow"].attempts == 2, "the lost run counts as an attempt"
     assert view.steps["slow"].result["attempt"] == 2
-    pids = {pid for _t, step, pid, _r in executions(proc_env["TASKER_TEST_RECORD_DSN"]) if step == "slow"}
-    assert first.pid in pids and len(pids) == 2, "the rerun happened in another process"
+    pids = {
+        pid
+        for _t, step, pid, _r in executions(proc_env["TASKER_TEST_RECORD_DSN"])
+        if step == "slow"
+    }
+    assert first.pid in pids, "the first run happened in the killed worker"
+    assert len(pids) == 2, "the rerun happened in another process"
 
 
 def test_a_paused_worker_whose_lease_expired_cannot_record_its_late_result(

@@ -8,6 +8,7 @@ from typing import LiteralString
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+
 from tests.conftest import (
     PgDatabaseFactory,
     dsn_with_dbname,

@@ -84,7 +84,9 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 @database_option
 @click.option("--name", default=None, help="Which template, when TEMPLATE holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
+@click.option(
+    "--timeout", type=float, default=None, help="Give up waiting after this many seconds."
+)
 def run(
     template: Path,
     handlers: str | None,

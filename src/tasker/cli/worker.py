@@ -31,17 +31,44 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 
 @click.command()
 @click.option("--database-url", envvar="TASKER_DATABASE_URL", show_envvar=True, default=None)
-@click.option("--namespaces", envvar="TASKER_NAMESPACES", show_envvar=True, default=None,
-              help="Comma-separated namespaces to serve (default: all).")
-@click.option("--concurrency", envvar="TASKER_CONCURRENCY", show_envvar=True, type=int,
-              default=None, help="Worker threads (default 4).")
-@click.option("--handlers", envvar="TASKER_HANDLERS", show_envvar=True, default=None,
-              help="Comma-separated modules whose handlers to register.")
-@click.option("--templates", envvar="TASKER_TEMPLATE_PATH", show_envvar=True, default=None,
-              help="Template files or directories (comma-separated) to register.")
+@click.option(
+    "--namespaces",
+    envvar="TASKER_NAMESPACES",
+    show_envvar=True,
+    default=None,
+    help="Comma-separated namespaces to serve (default: all).",
+)
+@click.option(
+    "--concurrency",
+    envvar="TASKER_CONCURRENCY",
+    show_envvar=True,
+    type=int,
+    default=None,
+    help="Worker threads (default 4).",
+)
+@click.option(
+    "--handlers",
+    envvar="TASKER_HANDLERS",
+    show_envvar=True,
+    default=None,
+    help="Comma-separated modules whose handlers to register.",
+)
+@click.option(
+    "--templates",
+    envvar="TASKER_TEMPLATE_PATH",
+    show_envvar=True,
+    default=None,
+    help="Template files or directories (comma-separated) to register.",
+)
 @click.option("--worker-id", envvar="TASKER_WORKER_ID", show_envvar=True, default=None)
-@click.option("--shutdown-grace", envvar="TASKER_SHUTDOWN_GRACE_S", show_envvar=True,
-              type=float, default=None, help="Seconds running handlers get at shutdown.")
+@click.option(
+    "--shutdown-grace",
+    envvar="TASKER_SHUTDOWN_GRACE_S",
+    show_envvar=True,
+    type=float,
+    default=None,
+    help="Seconds running handlers get at shutdown.",
+)
 def worker(
     database_url: str | None,
     namespaces: str | None,

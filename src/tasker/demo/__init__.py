@@ -28,8 +28,7 @@ _STYLE = {
 def _order(order_id: int) -> dict[str, object]:
     skus = ["mug", "tee", "cap", "pen", "pad", "bag", "pin", "cup", "hat", "sox"]
     items = [
-        {"sku": f"{sku}-{order_id}", "price": random.randint(3, 30), "quantity": 1}
-        for sku in skus
+        {"sku": f"{sku}-{order_id}", "price": random.randint(3, 30), "quantity": 1} for sku in skus
     ]
     return {"order_id": order_id, "items": items}
 
@@ -68,9 +67,7 @@ def run_demo(settings: Settings, *, orders: int = 1) -> bool:
     with app:
         base = random.randint(1000, 9999)
         task_uuids = [
-            app.create_task(
-                "order_fulfillment", namespace="demo", context=_order(base + i)
-            )
+            app.create_task("order_fulfillment", namespace="demo", context=_order(base + i))
             for i in range(orders)
         ]
         with Live(console=console, refresh_per_second=10) as live:

@@ -1,4 +1,7 @@
-"""Step handlers of the demo workflow. Each sleeps a little so the live view has something to show."""
+"""Step handlers of the demo workflow.
+
+Each sleeps a little so the live view has something to show.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,11 @@ class ChargePayment(StepHandler):
             raise ServiceUnavailableError("payment gateway timed out (the demo fails once)")
         total = context.get_dependency_field("validate_order", "total")
         return self.success(
-            {"charged": total, "gateway": context.get_config("gateway"), "attempt": 1 + context.retry_count}
+            {
+                "charged": total,
+                "gateway": context.get_config("gateway"),
+                "attempt": 1 + context.retry_count,
+            }
         )
 
 

@@ -1,4 +1,4 @@
-"""Task identity hashes and the JSON limits every context must respect (execution.md §2–3)."""
+"""Task identity hashes and the JSON limits every context must respect (execution.md §2-3)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,7 @@ def _walk(value: Any, path: str, depth: int, what: str) -> None:
     if depth > JsonLimits.max_depth:
         raise InvalidContext(f"{what} at {path} is nested deeper than {JsonLimits.max_depth}")
     if isinstance(value, dict):
-        if len(value) > JsonLimits.max_items:
-            raise InvalidContext(f"{what} at {path} has more than {JsonLimits.max_items} keys")
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidContext(f"{what} at {path} has a non-string key {key!r}")
-            if len(key) > JsonLimits.max_string:
-                raise InvalidContext(f"{what} at {path} has a key longer than 10000 characters")
-            _walk(item, f"{path}.{key}", depth + 1, what)
+        _walk_object(value, path, depth, what)
     elif isinstance(value, list):
         if len(value) > JsonLimits.max_items:
             raise InvalidContext(f"{what} at {path} has more than {JsonLimits.max_items} items")
@@ -73,6 +66,17 @@ def _walk(value: Any, path: str, depth: int, what: str) -> None:
             raise InvalidContext(f"{what} at {path} is a string longer than 10000 characters")
     elif value is not None and not isinstance(value, bool | int | float):
         raise InvalidContext(f"{what} at {path} is not JSON (a {type(value).__name__})")
+
+
+def _walk_object(value: dict[Any, Any], path: str, depth: int, what: str) -> None:
+    if len(value) > JsonLimits.max_items:
+        raise InvalidContext(f"{what} at {path} has more than {JsonLimits.max_items} keys")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidContext(f"{what} at {path} has a non-string key {key!r}")
+        if len(key) > JsonLimits.max_string:
+            raise InvalidContext(f"{what} at {path} has a key longer than 10000 characters")
+        _walk(item, f"{path}.{key}", depth + 1, what)
 
 
 def check_json_limits(value: Any, what: str = "context", *, require_object: bool = True) -> str:

@@ -65,7 +65,13 @@ def execution_status(
 
 
 def status_from_counts(
-    *, total: int, ready: int, error: int, pipeline: int, in_progress: int, satisfied: int,
+    *,
+    total: int,
+    ready: int,
+    error: int,
+    pipeline: int,
+    in_progress: int,
+    satisfied: int,
     pending: int,
 ) -> ExecutionStatus:
     """Apply the §5.1 rules to counts a store computed."""

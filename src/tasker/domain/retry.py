@@ -1,4 +1,4 @@
-"""Retry decisions and backoff delays as pure functions (execution.md §6–7, R5.1)."""
+"""Retry decisions and backoff delays as pure functions (execution.md §6-7, R5.1)."""
 
 from __future__ import annotations
 

@@ -223,7 +223,7 @@ class RetryableError(TaskerError):
     retryable_default = True
 
 
-class TimeoutError(RetryableError):  # noqa: A001 - name required by python-api.md §8.1
+class TimeoutError(RetryableError):
     """An operation timed out; retried."""
 
 

@@ -23,9 +23,7 @@ def cancel_task(tx: Transaction, task_uuid: str, now: datetime) -> None:
     if task is None:
         raise TaskNotFound(f"task {task_uuid} does not exist")
     if task.state.is_terminal:
-        raise IllegalTransition(
-            f"cannot cancel task {task_uuid}: it is already {task.state.value}"
-        )
+        raise IllegalTransition(f"cannot cancel task {task_uuid}: it is already {task.state.value}")
     for step in tx.task_steps(task_uuid):
         if step.state in TERMINAL_STEP_STATES:
             continue

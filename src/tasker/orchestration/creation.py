@@ -8,8 +8,8 @@ that same transaction, so a created task is never seen half-initialised.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 

@@ -115,7 +115,9 @@ class _TaskSteps:
             else:
                 log.warning(
                     "task %s: convergence step %s already started; %s is not added to it",
-                    self.task_uuid, conv.name, created,
+                    self.task_uuid,
+                    conv.name,
+                    created,
                 )
 
 
@@ -239,9 +241,7 @@ def _worker_template(
             f"{template.label}"
         ) from None
     if worker.type is not StepType.BATCH_WORKER:
-        raise OutcomeError(
-            f"batchable step '{analyzer.name}': '{name}' is not a batch_worker step"
-        )
+        raise OutcomeError(f"batchable step '{analyzer.name}': '{name}' is not a batch_worker step")
     return worker
 
 
@@ -263,7 +263,9 @@ def _cursor_configs(analyzer: str, outcome: Mapping[str, Any]) -> list[dict[str,
     if count is not None and count != len(configs):
         log.warning(
             "batchable step %s: worker_count %s differs from %d cursor configs; using the configs",
-            analyzer, count, len(configs),
+            analyzer,
+            count,
+            len(configs),
         )
     return [dict(c) for c in configs]
 
@@ -321,6 +323,13 @@ def _apply_batches(
         steps.create(name, worker, inputs)
         steps.edge(analyzer.name, name, "batch_dependency")
         workers.append(name)
+    _create_batch_convergence(steps, template, worker, workers)
+
+
+def _create_batch_convergence(
+    steps: _TaskSteps, template: TaskTemplate, worker: StepTemplate, workers: list[str]
+) -> None:
+    """Create the convergence steps that wait on every instance of the worker template."""
     for conv in template.steps:
         if conv.type is not StepType.DEFERRED_CONVERGENCE or worker.name not in conv.dependencies:
             continue

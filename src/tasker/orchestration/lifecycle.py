@@ -1,4 +1,4 @@
-"""Drive one task's state machine: evaluate, enqueue ready steps, finalize, give up (execution.md §4).
+"""Drive one task's state machine: evaluate, enqueue, finalize, give up (execution.md §4).
 
 Callers hold the task row locked (``tx.lock_task``) for the whole pass, so two processes that
 finish parents of the same child at the same moment are serialised here and the child is
@@ -94,15 +94,20 @@ def evaluate_locked_task(tx: Transaction, task: LockedTask, now: datetime) -> Ta
                     return state
                 state = move_task(tx, task, state, TaskEvent.DEPENDENCIES_READY, now)
             case TaskState.WAITING_FOR_RETRY:
-                if not tx.ready_steps(task.task_uuid, now):
-                    return state
-                state = move_task(tx, task, state, TaskEvent.RETRY_READY, now)
-                return _enqueue(tx, task, state, now)
+                return _retry_if_due(tx, task, now)
             case TaskState.BLOCKED_BY_FAILURES:
                 return _give_up_if_idle(tx, task, now)
             case _:
                 # enqueuing_steps is never seen outside a pass; terminal states do not move.
                 return state
+
+
+def _retry_if_due(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
+    state = TaskState.WAITING_FOR_RETRY
+    if not tx.ready_steps(task.task_uuid, now):
+        return state
+    state = move_task(tx, task, state, TaskEvent.RETRY_READY, now)
+    return _enqueue(tx, task, state, now)
 
 
 def _initialize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
@@ -166,9 +171,7 @@ def _enqueue(
             enqueued.append(step_uuid)
     if enqueued:
         tx.wake_namespaces.add(task.namespace)
-    return move_task(
-        tx, task, state, TaskEvent.STEPS_ENQUEUED, now, {"step_uuids": enqueued}
-    )
+    return move_task(tx, task, state, TaskEvent.STEPS_ENQUEUED, now, {"step_uuids": enqueued})
 
 
 def _give_up_if_idle(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:

@@ -140,8 +140,18 @@ def submit_result(
     assert step is not None  # we just moved it
     step_template = template.step(step.template_step_name)
     _process_result(
-        tx, claim.task_uuid, template, step_template, claim.step_uuid, target, document,
-        step.attempts, step.retryable, step.max_attempts, now, jitter,
+        tx,
+        claim.task_uuid,
+        template,
+        step_template,
+        claim.step_uuid,
+        target,
+        document,
+        step.attempts,
+        step.retryable,
+        step.max_attempts,
+        now,
+        jitter,
     )
     if not task.state.is_terminal:
         evaluate_locked_task(tx, task, now)
@@ -162,7 +172,7 @@ def _process_result(
     now: datetime,
     jitter: bool,
 ) -> StepState:
-    """Orchestration's classification of a stored result (execution.md §6 steps 3–5)."""
+    """Orchestration's classification of a stored result (execution.md §6 steps 3-5)."""
     if state is StepState.ENQUEUED_FOR_ORCHESTRATION:
         problem: str | None = None
         if step_template.type in (StepType.DECISION, StepType.BATCHABLE):
@@ -171,14 +181,25 @@ def _process_result(
             )
         if problem is None:
             tx.transition_step(
-                step_uuid, task_uuid, state, StepState.COMPLETE, StepEvent.COMPLETE.value, now,
+                step_uuid,
+                task_uuid,
+                state,
+                StepState.COMPLETE,
+                StepEvent.COMPLETE.value,
+                now,
                 changes={"processed": True, "processed_at": now},
             )
             return StepState.COMPLETE
         failed = _outcome_failure(document, problem)
         tx.transition_step(
-            step_uuid, task_uuid, state, StepState.ERROR, StepEvent.FAIL.value, now,
-            changes={"results": failed}, metadata={"error": failed["error"]},
+            step_uuid,
+            task_uuid,
+            state,
+            StepState.ERROR,
+            StepEvent.FAIL.value,
+            now,
+            changes={"results": failed},
+            metadata={"error": failed["error"]},
         )
         return StepState.ERROR
     metadata = document.get("metadata") or {}
@@ -196,8 +217,12 @@ def _process_result(
     ):
         delay = backoff_delay_s(step_template.retry, attempts, document, now, jitter=jitter)
         tx.transition_step(
-            step_uuid, task_uuid, state, StepState.WAITING_FOR_RETRY,
-            StepEvent.WAIT_FOR_RETRY.value, now,
+            step_uuid,
+            task_uuid,
+            state,
+            StepState.WAITING_FOR_RETRY,
+            StepEvent.WAIT_FOR_RETRY.value,
+            now,
             changes={
                 "backoff_request_seconds": delay,
                 "last_attempted_at": now,
@@ -207,7 +232,12 @@ def _process_result(
         )
         return StepState.WAITING_FOR_RETRY
     tx.transition_step(
-        step_uuid, task_uuid, state, StepState.ERROR, StepEvent.FAIL.value, now,
+        step_uuid,
+        task_uuid,
+        state,
+        StepState.ERROR,
+        StepEvent.FAIL.value,
+        now,
         metadata={"error": error},
     )
     return StepState.ERROR
@@ -269,8 +299,12 @@ def release_claim(tx: Transaction, claim: Claim, now: datetime) -> bool:
     if task is None:
         return False
     moved = tx.transition_step(
-        claim.step_uuid, claim.task_uuid, StepState.IN_PROGRESS, StepState.WAITING_FOR_RETRY,
-        StepEvent.WAIT_FOR_RETRY.value, now,
+        claim.step_uuid,
+        claim.task_uuid,
+        StepState.IN_PROGRESS,
+        StepState.WAITING_FOR_RETRY,
+        StepEvent.WAIT_FOR_RETRY.value,
+        now,
         changes={
             "in_process": False,
             "attempts_delta": -1,

@@ -1,4 +1,4 @@
-"""The one migration runner both backends use: numbered ``NNNN_name.sql`` files, applied in order."""
+"""The one migration runner both backends use: numbered ``NNNN_name.sql`` files, in order."""
 
 from __future__ import annotations
 
@@ -32,9 +32,7 @@ def discover_migrations(directory: Path) -> list[Migration]:
     return found
 
 
-def pending_migrations(
-    directory: Path, current_version: Callable[[], int]
-) -> list[Migration]:
+def pending_migrations(directory: Path, current_version: Callable[[], int]) -> list[Migration]:
     """Migrations newer than the database's version."""
     version = current_version()
     return [m for m in discover_migrations(directory) if m.version > version]

@@ -466,7 +466,9 @@ class SqlTransaction:
                 "limit": limit,
             },
         )
-        return [(str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows]
+        return [
+            (str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows
+        ]
 
     def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
         rows = self._all("ancestor_results", {"workflow_step_uuid": step_uuid})
@@ -512,8 +514,12 @@ class SqlTransaction:
     def expired_leases(self, now: datetime, limit: int) -> list[tuple[str, str, str, str]]:
         rows = self._all("expired_leases", {"now": self._ts(now), "limit": limit})
         return [
-            (str(r["workflow_step_uuid"]), str(r["task_uuid"]), str(r["claim_token"]),
-             str(r["claimed_by"]))
+            (
+                str(r["workflow_step_uuid"]),
+                str(r["task_uuid"]),
+                str(r["claim_token"]),
+                str(r["claimed_by"]),
+            )
             for r in rows
         ]
 
@@ -543,7 +549,9 @@ class SqlTransaction:
         return bool(cur.rowcount == 1)
 
     def task_transitions(self, task_uuid: str) -> list[TransitionRecord]:
-        return [self._transition(r) for r in self._all("task_transitions", {"task_uuid": task_uuid})]
+        return [
+            self._transition(r) for r in self._all("task_transitions", {"task_uuid": task_uuid})
+        ]
 
     def step_transitions(self, step_uuid: str) -> list[TransitionRecord]:
         rows = self._all("step_transitions", {"workflow_step_uuid": step_uuid})

@@ -353,8 +353,13 @@ class WorkerPool:
         try:
             with self.store.transaction() as tx:
                 outcome = submit_result(
-                    tx, self.templates, claim, document, _now(),
-                    jitter=self.settings.jitter, correlation_id=correlation_id,
+                    tx,
+                    self.templates,
+                    claim,
+                    document,
+                    _now(),
+                    jitter=self.settings.jitter,
+                    correlation_id=correlation_id,
                 )
                 if claim_next and not self._stopping.is_set():
                     job = self._claim(tx)

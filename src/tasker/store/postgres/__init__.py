@@ -173,8 +173,7 @@ class PostgresStore:
             ),
         )
         self._queries = {
-            name: to_psycopg_placeholders(sql)
-            for name, sql in load_query_files(_HERE).items()
+            name: to_psycopg_placeholders(sql) for name, sql in load_query_files(_HERE).items()
         }
         self._dialect = PostgresDialect()
         self.stats = StoreStats()

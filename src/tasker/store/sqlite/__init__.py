@@ -156,7 +156,8 @@ class SqliteStore:
                     for statement in _split_sql(migration.sql):
                         conn.execute(statement)
                     conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES (?, ?, ?)",
                         (migration.version, migration.name, _format_ts(datetime.now(UTC))),
                     )
                     applied += 1
