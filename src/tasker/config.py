@@ -39,6 +39,12 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     jitter_enabled: bool = True
     max_result_bytes: int = Field(default=1_048_576, gt=0)
+    staleness_check_interval_s: float = Field(default=300.0, ge=0)
+    stale_waiting_for_dependencies_minutes: float = Field(default=60.0, gt=0)
+    stale_waiting_for_retry_minutes: float = Field(default=30.0, gt=0)
+    stale_steps_in_process_minutes: float = Field(default=30.0, gt=0)
+    stale_max_lifetime_minutes: float = Field(default=1440.0, gt=0)
+    db_pool_size: int | None = Field(default=None, ge=2, le=1000)
     log_level: str = "info"
 
     @field_validator("env")

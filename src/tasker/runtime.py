@@ -24,6 +24,7 @@ from tasker.domain.states import TaskState
 from tasker.domain.template import TaskTemplate
 from tasker.errors import ConfigError, TaskNotFound
 from tasker.orchestration.creation import create_task
+from tasker.orchestration.dlq import StalenessThresholds, StaleTask, detect_stale_tasks
 from tasker.orchestration.lifecycle import evaluate_task
 from tasker.orchestration.steps import sweep_expired_leases
 from tasker.orchestration.templates import TemplateCache
@@ -156,7 +157,10 @@ class Tasker:
         if database_url is not None:
             base = base.model_copy(update={"database_url": database_url})
         self.settings = base
-        self.store: Store = store or open_store(base.database_url)
+        # Each worker thread holds a connection while it runs a transaction; the listener, the
+        # maintenance loop and the caller's own calls need a few more.
+        pool_size = base.db_pool_size or 2 * base.concurrency + 4
+        self.store: Store = store or open_store(base.database_url, pool_size=pool_size)
         self.registry = registry or HandlerRegistry()
         self.templates = TemplateCache(base.env)
         self._changed = threading.Condition()
@@ -367,16 +371,37 @@ class Tasker:
             pending = tx.tasks_in_states([TaskState.PENDING], now, 100)
         return [*due, *pending]
 
+    def check_staleness(self) -> list[StaleTask]:
+        """One staleness pass (R5.5): stale tasks get a DLQ entry and move to ``error``."""
+        s = self.settings
+        thresholds = StalenessThresholds(
+            waiting_for_dependencies_minutes=s.stale_waiting_for_dependencies_minutes,
+            waiting_for_retry_minutes=s.stale_waiting_for_retry_minutes,
+            steps_in_process_minutes=s.stale_steps_in_process_minutes,
+            max_lifetime_minutes=s.stale_max_lifetime_minutes,
+        )
+        with self.store.transaction() as tx:
+            stale = detect_stale_tasks(tx, self.templates, _now(), default_thresholds=thresholds)
+        for task in stale:
+            if task.moved:
+                self._notify(task.task_uuid)
+        return stale
+
     def _maintain(self) -> None:
-        last_heartbeat = time.monotonic()
+        last_heartbeat = last_staleness = time.monotonic()
+        staleness_every = self.settings.staleness_check_interval_s
         while not self._stop.wait(self.settings.maintenance_interval_s):
             try:
                 self.maintain_once()
-                if time.monotonic() - last_heartbeat >= self.settings.heartbeat_interval_s:
-                    last_heartbeat = time.monotonic()
+                now = time.monotonic()
+                if now - last_heartbeat >= self.settings.heartbeat_interval_s:
+                    last_heartbeat = now
                     pool = self._pool
                     if pool is not None:
                         pool.renew_leases()
+                if staleness_every and now - last_staleness >= staleness_every:
+                    last_staleness = now
+                    self.check_staleness()
             except Exception:
                 log.exception("maintenance pass failed; retrying at the next interval")
 

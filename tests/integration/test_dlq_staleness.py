@@ -355,3 +355,31 @@ def test_list_dlq_entries_filters_and_pages_newest_first(app: Tasker) -> None:
     assert newest.task_uuid == third
     assert latest_third is not None
     assert latest_third.resolution_status == "cancelled"
+
+
+# -- the engine's own detector ------------------------------------------------------------------
+
+
+def test_a_running_engine_checks_staleness_on_its_own(store_url: str) -> None:
+    """R5.5 without a manual call: the maintenance loop runs the detector at its interval."""
+    settings = Settings.load(
+        {
+            "jitter_enabled": False,
+            "namespaces": "elsewhere",  # nothing serves ops: the task rests in steps_in_process
+            "maintenance_interval_s": 0.02,
+            "staleness_check_interval_s": 0.05,
+            "stale_steps_in_process_minutes": 0.002,  # 0.12 s
+        },
+        environ={},
+    )
+    with Tasker(store_url, settings=settings) as engine:
+        engine.register_template(load_template_text(WAITING))
+        task_uuid = engine.create_task("waiting", namespace="ops")
+        view = engine.wait(task_uuid, timeout_s=10)
+        with engine.store.read() as tx:
+            entry = dlq_entry_for_task(tx, task_uuid)
+
+    assert view.state == TaskState.ERROR.value
+    assert entry is not None
+    assert (entry.dlq_reason, entry.resolution_status) == ("staleness_timeout", "pending")
+    assert entry.task_snapshot["threshold_minutes"] == 0.002

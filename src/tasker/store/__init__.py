@@ -10,8 +10,10 @@ from tasker.store.base import Store, Transaction
 __all__ = ["Store", "Transaction", "open_store"]
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
+def open_store(url: str, *, migrate: bool = True, pool_size: int | None = None) -> Store:
     """Open the store a URL names: ``sqlite:///path`` (default backend) or ``postgresql://…``.
+
+    ``pool_size`` bounds a PostgreSQL store's connection pool (SQLite has no pool).
 
     Raises:
         ConfigError: the URL names no backend we know.
@@ -27,7 +29,8 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
             raise ConfigError(
                 f"PostgreSQL support is not available ({exc}); install tasker[postgres]"
             ) from exc
-        store: Store = PostgresStore(url, migrate=migrate)
+        options = {} if pool_size is None else {"max_connections": pool_size}
+        store: Store = PostgresStore(url, migrate=migrate, **options)
         return store
     raise ConfigError(
         f"unknown database URL {url!r}: use sqlite:///path/to/file.db or postgresql://…"

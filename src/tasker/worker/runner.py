@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tasker.domain.model import Claim, JSONObject
 from tasker.domain.template import StepTemplate
-from tasker.errors import TaskerError
+from tasker.errors import StoreUnavailable, TaskerError
 from tasker.orchestration.steps import (
     ResultOutcome,
     claim_steps,
@@ -45,6 +45,10 @@ from tasker.worker.results import StepHandlerResult
 __all__ = ["WorkerPool", "build_task_sequence_step"]
 
 log = logging.getLogger("tasker.worker")
+
+_T = TypeVar("_T")
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
 
 
 def _as_count(value: Any) -> int:
@@ -330,16 +334,24 @@ class WorkerPool:
         cursor = data.get("cursor")
         items = _as_count(data.get("items_processed"))
         accumulated = data.get("accumulated_results")
-        with self.store.transaction() as tx:
-            ok = save_checkpoint(
-                tx,
-                claim,
-                cursor=cursor,
-                items_processed=items,
-                accumulated_results=accumulated,
-                lease_timeout_s=self.settings.lease_timeout_s,
-                now=_now(),
-            )
+
+        def save() -> bool:
+            with self.store.transaction() as tx:
+                return save_checkpoint(
+                    tx,
+                    claim,
+                    cursor=cursor,
+                    items_processed=items,
+                    accumulated_results=accumulated,
+                    lease_timeout_s=self.settings.lease_timeout_s,
+                    now=_now(),
+                )
+
+        try:
+            ok = self._retrying(save, f"saving a checkpoint of step {claim.step_uuid}")
+        except Exception:
+            log.exception("saving a checkpoint of step %s failed", claim.step_uuid)
+            return None
         record = {"cursor": cursor, "items_processed": items, "accumulated_results": accumulated}
         return record if ok else None
 
@@ -350,7 +362,9 @@ class WorkerPool:
         transaction (one commit per step instead of two)."""
         correlation_id = tss["task"]["task"].get("correlation_id")
         job: _Job | None = None
-        try:
+
+        def record() -> ResultOutcome:
+            nonlocal job
             with self.store.transaction() as tx:
                 outcome = submit_result(
                     tx,
@@ -363,6 +377,10 @@ class WorkerPool:
                 )
                 if claim_next and not self._stopping.is_set():
                     job = self._claim(tx)
+            return outcome
+
+        try:
+            outcome = self._retrying(record, f"recording the result of step {claim.step_uuid}")
         except Exception:
             log.exception("recording the result of step %s failed", claim.step_uuid)
             return None
@@ -372,6 +390,25 @@ class WorkerPool:
             )
         self._on_result(claim.task_uuid)
         return job
+
+    def _retrying(self, action: Callable[[], _T], what: str) -> _T:
+        """Run a write transaction, redoing it while the store is unavailable (R3.1).
+
+        The transaction rolled back, so redoing it is safe; the claim token still fences it, so
+        a result that arrives after the lease was swept is refused, not applied twice. The
+        retries stop after about twice the lease timeout: by then the claim is lost anyway.
+        """
+        delay = _RETRY_FIRST_S
+        give_up = time.monotonic() + 2 * self.settings.lease_timeout_s
+        while True:
+            try:
+                return action()
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("%s: %s; retrying in %.2f s", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
 
     # -- maintenance hooks (called by the runtime's maintenance loop) ---------------------
 
