@@ -4,6 +4,8 @@
 - ``recorder``: where the handlers of tests/fixtures/handlers/engine_handlers.py report.
 - ``make_tasker``: builds (and starts) a ``Tasker`` on ``database_url`` with short timings and
   the engine templates; every engine it made is stopped and closed after the test.
+- ``make_dynamic``: the same with the decision, batch and checkpoint templates
+  (tests/fixtures/templates/dynamic) and tests/fixtures/handlers/dynamic_handlers.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from tasker.config import Settings
-from tasker.domain.model import TransitionRecord
+from tasker.domain.model import StepRecord, TransitionRecord
 from tasker.runtime import Tasker, TaskView
 from tests.fixtures.handlers.engine_handlers import Recorder, open_recorder
 
@@ -125,3 +127,53 @@ def audit_rows(app: Tasker, step_uuid: str) -> list[dict[str, Any]]:
 
 def dlq_rows(app: Tasker) -> list[dict[str, Any]]:
     return rows(app, "SELECT task_uuid, dlq_reason, resolution_status FROM dlq_entries")
+
+
+# -- decisions, batches, checkpoints ---------------------------------------------------------------
+
+DYNAMIC_HANDLERS = "tests.fixtures.handlers.dynamic_handlers"
+DYNAMIC_TEMPLATE_DIR = TEMPLATE_DIR.parent / "dynamic"
+
+
+@pytest.fixture
+def make_dynamic(database_url: str) -> Iterator[MakeTasker]:
+    """``make_dynamic("csv_totals", ..., **settings)`` → a started Tasker on ``database_url`` with
+    templates of tests/fixtures/templates/dynamic and the handlers of dynamic_handlers.py."""
+    made: list[Tasker] = []
+
+    def make(*templates: str, start: bool = True, **overrides: Any) -> Tasker:
+        settings = Settings.load({**FAST, **overrides}, environ={})
+        app = Tasker(
+            database_url,
+            settings=settings,
+            templates=[DYNAMIC_TEMPLATE_DIR / f"{t}.yaml" for t in templates],
+            handlers=[DYNAMIC_HANDLERS],
+        )
+        made.append(app)
+        if start:
+            app.start()
+        return app
+
+    yield make
+    for app in reversed(made):
+        app.close()
+
+
+def run_dynamic(
+    app: Tasker, name: str, context: dict[str, Any], wait_s: float = WAIT_S
+) -> TaskView:
+    """Create a task of dynamic template ``name`` and wait until it settles."""
+    task_uuid = app.create_task(name, namespace="dynamic", context=context)
+    return app.wait(task_uuid, wait_s)
+
+
+def task_edges(app: Tasker, task_uuid: str) -> set[tuple[str, str, str]]:
+    """The task's edges as ``(parent name, child name, edge name)``."""
+    with app.store.read() as tx:
+        return set(tx.task_edges(task_uuid))
+
+
+def task_steps(app: Tasker, task_uuid: str) -> dict[str, StepRecord]:
+    """The task's step rows by name (with inputs and checkpoint, which ``TaskView`` omits)."""
+    with app.store.read() as tx:
+        return {step.name: step for step in tx.task_steps(task_uuid)}

@@ -199,6 +199,9 @@ def _closure(
     for step in by_name.values():
         if step.type is StepType.DEFERRED_CONVERGENCE and chosen & set(step.dependencies):
             chosen.add(step.name)
+    # Grow only from the convergence steps: a step behind a boundary decision is that
+    # decision's to create, even though all its dependencies are in C.
+    grown = {n for n in chosen if by_name[n].type is StepType.DEFERRED_CONVERGENCE}
     changed = True
     while changed:
         changed = False
@@ -206,8 +209,9 @@ def _closure(
             if step.name in chosen or step.type in dynamic or step.name == decision:
                 continue
             deps = set(step.dependencies)
-            if deps and deps <= chosen | {decision} and deps & chosen:
+            if deps & grown and deps <= chosen | {decision}:
                 chosen.add(step.name)
+                grown.add(step.name)
                 changed = True
     return [name for name in by_name if name in chosen]
 
