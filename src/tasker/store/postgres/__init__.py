@@ -20,6 +20,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -184,6 +185,8 @@ class PostgresStore:
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
         self._listener_lock = threading.Lock()
+        # close() notifies this channel, private to this store, to end the listener at once.
+        self._stop_channel = f"tasker_stop_{uuid.uuid4().hex}"
         if migrate:
             self.migrate()
         else:
@@ -244,8 +247,10 @@ class PostgresStore:
             return
         self._closed = True
         self._stopping.set()
-        self._pool.close()
         listener = self._listener
+        if listener is not None:
+            self._wake_listener()
+        self._pool.close()
         if listener is not None:
             listener.join(5.0)
         with self._work:
@@ -401,6 +406,14 @@ class PostgresStore:
                 self._work.wait(timeout_s)
             return self._work_seq
 
+    def _wake_listener(self) -> None:
+        """Interrupt the listener's wait so that closing does not wait out its poll."""
+        try:
+            with self._pool.connection(timeout=1.0) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (self._stop_channel,))
+        except Exception as exc:  # closing must not fail; the listener then stops within 1 s
+            log.debug("waking the LISTEN thread of %s failed: %s", self._where, exc)
+
     def _ensure_listener(self) -> None:
         with self._listener_lock:
             if self._listener is None and not self._closed:
@@ -416,10 +429,13 @@ class PostgresStore:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute("LISTEN tasker_work")
+                    conn.execute(f"LISTEN {self._stop_channel}")
                     delay = 0.5
                     self._wake_local()  # whatever was announced while we were not listening
                     while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=1.0):
+                            if self._stopping.is_set():
+                                break
                             self._wake_local()
             except psycopg.Error as exc:
                 if self._stopping.is_set():
