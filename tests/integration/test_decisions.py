@@ -339,3 +339,70 @@ def test_inner_decision_that_skips_leaves_its_branches_uncreated(
     assert set(view.steps) == {"start", "outer", "a", "inner"}, "b and c are inner's to create"
     assert view.steps["inner"].result["decision_point_outcome"] == {"type": "no_branches"}
     assert runs(journal) == ["start", "a"]
+
+
+# -- a batch inside a decision branch ---------------------------------------------------------
+
+
+def test_a_convergence_waits_for_a_batch_total_created_after_it(
+    make_dynamic: MakeTasker, tmp_path: Path
+) -> None:
+    """The decision creates ``final`` with ``quick``; the batch's total appears later and gets
+    its late edge to ``final`` while ``final`` is still pending (quick is slow on purpose)."""
+    app = make_dynamic("routed_batch")
+    journal = tmp_path / "journal.jsonl"
+
+    view = run_dynamic(
+        app,
+        "routed_batch",
+        {
+            "routes": {"route": ["quick", "plan_ranges"]},
+            "delays": {"quick": 0.5},
+            "total_items": 250,
+            "batch_size": 100,
+            "journal": str(journal),
+        },
+    )
+
+    assert_all_complete_once(view)
+    assert view.steps["total_range"].result["total"] == sum(range(250))
+    assert view.steps["final"].result["ancestors"] == sorted(
+        [
+            "start",
+            "quick",
+            "route",
+            "plan_ranges",
+            "total_range",
+            *(f"sum_range_{i:03}" for i in (1, 2, 3)),
+        ]
+    )
+    parents = {p for p, c, _ in task_edges(app, view.task_uuid) if c == "final"}
+    assert parents == {"quick", "total_range"}
+    assert runs(journal)[-2:] == ["final", "after"]
+
+
+def test_a_convergence_behind_only_a_batch_is_created_by_the_batch(
+    make_dynamic: MakeTasker, tmp_path: Path
+) -> None:
+    """The decision chooses only the batch: ``final`` is created with ``total_range`` and waits
+    only for it; ``quick`` never exists."""
+    app = make_dynamic("routed_batch")
+    journal = tmp_path / "journal.jsonl"
+
+    view = run_dynamic(
+        app,
+        "routed_batch",
+        {
+            "routes": {"route": ["plan_ranges"]},
+            "total_items": 150,
+            "batch_size": 100,
+            "journal": str(journal),
+        },
+    )
+
+    assert_all_complete_once(view)
+    assert "quick" not in view.steps
+    assert {"total_range", "final", "after"} <= set(view.steps)
+    parents = {p for p, c, _ in task_edges(app, view.task_uuid) if c == "final"}
+    assert parents == {"total_range"}
+    assert runs(journal)[-2:] == ["final", "after"]

@@ -344,6 +344,28 @@ def _create_batch_convergence(
             if dependency != worker.name and dependency in steps.uuid_by_name:
                 steps.edge(dependency, conv.name)
         _create_followers(steps, conv.name)
+        _converge_on(steps, conv.name)
+
+
+def _converge_on(steps: _TaskSteps, created: str) -> None:
+    """Find-or-create the deferred convergence steps that list ``created`` (§1.4).
+
+    A convergence step is created with the first of its dependencies to exist, whichever
+    expansion made it, and waits for those of its dependencies that exist; one that already
+    exists and is still pending gets the late edge.
+    """
+    steps.wire_late_convergence(created)
+    for join in steps.template.steps:
+        if join.type is not StepType.DEFERRED_CONVERGENCE or created not in join.dependencies:
+            continue
+        if join.name in steps.uuid_by_name:
+            continue
+        steps.create(join.name, join)
+        for dependency in join.dependencies:
+            if dependency in steps.uuid_by_name:
+                steps.edge(dependency, join.name)
+        _create_followers(steps, join.name)
+        _converge_on(steps, join.name)
 
 
 def _create_followers(steps: _TaskSteps, created: str) -> None:
