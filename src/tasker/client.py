@@ -31,11 +31,16 @@ from tasker.errors import (
 
 __all__ = [
     "ApiError",
+    "BottleneckAnalysis",
     "DlqEntry",
     "DlqInvestigationQueueEntry",
     "DlqStats",
     "HealthResponse",
     "PaginationInfo",
+    "PerformanceMetrics",
+    "ResourceUtilization",
+    "SlowStep",
+    "SlowTask",
     "StalenessMonitoring",
     "StepAuditResponse",
     "StepReadiness",
@@ -322,6 +327,75 @@ class TemplateDetail(_Model):
     configuration: JSONObject | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PerformanceMetrics(_Model):
+    """Tasks created in the last ``hours``; rates are fractions, the health score is 0..1."""
+
+    total_tasks: int
+    active_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    completion_rate: float
+    error_rate: float
+    average_task_duration_seconds: float
+    average_step_duration_seconds: float
+    tasks_per_hour: float
+    steps_per_hour: float
+    system_health_score: float
+    analysis_period_start: str
+    calculated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlowStep(_Model):
+    namespace_name: str
+    task_name: str
+    version: str
+    step_name: str
+    average_duration_seconds: float
+    max_duration_seconds: float
+    execution_count: int
+    error_count: int
+    error_rate: float
+    last_executed_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlowTask(_Model):
+    namespace_name: str
+    task_name: str
+    version: str
+    average_duration_seconds: float
+    max_duration_seconds: float
+    execution_count: int
+    error_count: int
+    error_rate: float
+    average_step_count: float
+    last_executed_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUtilization(_Model):
+    database_pool_utilization: float
+    system_health: str
+
+
+@dataclass(frozen=True, slots=True)
+class BottleneckAnalysis(_Model):
+    """The slowest template steps and templates, slowest first, and what to look at."""
+
+    _nested: ClassVar[Mapping[str, type[_Model]]] = {"resource_utilization": ResourceUtilization}
+    _nested_lists: ClassVar[Mapping[str, type[_Model]]] = {
+        "slow_steps": SlowStep,
+        "slow_tasks": SlowTask,
+    }
+
+    slow_steps: tuple[SlowStep, ...]
+    slow_tasks: tuple[SlowTask, ...]
+    resource_utilization: ResourceUtilization
+    recommendations: list[str]
+
+
 # -- the client -----------------------------------------------------------------------------
 
 
@@ -599,6 +673,21 @@ class TaskerClient:
         """Unfinished tasks by how overdue they are."""
         data = self._request("GET", "/v1/dlq/staleness", params={"limit": limit})
         return [StalenessMonitoring.from_dict(row) for row in data]
+
+    # -- analytics ------------------------------------------------------------------------
+
+    def performance_metrics(self, *, hours: int = 24) -> PerformanceMetrics:
+        """Outcomes, durations, throughput and health of the tasks created in the last
+        ``hours`` (1..8784). Raises ``ApiError`` (400) for a window out of range."""
+        data = self._request("GET", "/v1/analytics/performance", params={"hours": hours})
+        return PerformanceMetrics.from_dict(data)
+
+    def bottlenecks(self, *, limit: int = 10, min_executions: int = 5) -> BottleneckAnalysis:
+        """The slowest template steps and templates (``limit`` 1..100 each) with at least
+        ``min_executions`` executions, resource use and recommendations."""
+        params = {"limit": limit, "min_executions": min_executions}
+        data = self._request("GET", "/v1/analytics/bottlenecks", params=params)
+        return BottleneckAnalysis.from_dict(data)
 
     # -- templates and health -------------------------------------------------------------
 

@@ -297,3 +297,37 @@ def test_errors_are_one_line_and_exit_1(tmp_path: Path, served: tuple[str, str])
     validated = run(tmp_path, "template", "validate", str(TEMPLATES))
     assert validated.returncode == 0
     assert "ok: ops/fragile@1.0.0" in validated.stdout
+
+
+def test_analytics_tell_the_same_story_from_the_server_and_the_database(
+    tmp_path: Path, served: tuple[str, str]
+) -> None:
+    url, database = served
+    api, db = ("--url", url), ("--database-url", database)
+    done = run(tmp_path, "task", "create", "pipeline", "--namespace", "ops", *api).stdout.strip()
+    failed = run(
+        tmp_path, "task", "create", "fragile", "--namespace", "ops", "--context", "{}", *db
+    ).stdout.strip()
+    wait_status(tmp_path, done, "complete", *api)
+    wait_status(tmp_path, failed, "error", *api)
+
+    counts = ("total_tasks", "active_tasks", "completed_tasks", "failed_tasks", "steps_per_hour")
+    for where in (api, db):
+        metrics = run_json(tmp_path, "analytics", "performance", "--hours", "2", *where)
+        assert [metrics[k] for k in counts] == [2, 0, 1, 1, 1.5]  # 3 step runs in 2 h
+    table = run(tmp_path, "analytics", "performance", *db)
+    assert table.returncode == 0, table.stderr
+    assert "completion_rate" in table.stdout
+
+    by_server = run_json(tmp_path, "analytics", "bottlenecks", "--min-executions", "1", *api)
+    by_database = run_json(tmp_path, "analytics", "bottlenecks", "--min-executions", "1", *db)
+    for analysis in (by_server, by_database):
+        assert len(analysis["slow_steps"]) == 3
+        assert {t["task_name"] for t in analysis["slow_tasks"]} == {"pipeline", "fragile"}
+    assert by_server["recommendations"] == by_database["recommendations"]
+    table = run(tmp_path, "analytics", "bottlenecks", "--min-executions", "1", *api)
+    assert table.returncode == 0, table.stderr
+    assert "slowest steps" in table.stdout
+    assert "Step 'fetch' of ops/fragile@1.0.0 failed 1 of 1 executions" in table.stdout
+    refused = run(tmp_path, "analytics", "performance", "--hours", "0", *api)
+    assert refused.returncode == 2  # click's usage error: out of range

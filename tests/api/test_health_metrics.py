@@ -75,11 +75,6 @@ def test_openapi_document_lists_every_route_with_its_permission(http: httpx.Clie
     assert http.get("/api-docs/ui").status_code == 200
 
 
-def test_analytics_are_declared_but_answer_501(http: httpx.Client) -> None:
-    assert_envelope(http.get("/v1/analytics/performance"), 501, "NOT_IMPLEMENTED")
-    assert_envelope(http.get("/v1/analytics/bottlenecks"), 501, "NOT_IMPLEMENTED")
-
-
 def test_config_route_exists_only_when_enabled(make_server: MakeServer) -> None:
     plain = make_server()
     assert_envelope(httpx.get(plain.url + "/config"), 404, "NOT_FOUND")

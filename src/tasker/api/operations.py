@@ -15,13 +15,14 @@ from tasker.api import views
 from tasker.domain.model import JSON, TaskRequest
 from tasker.domain.template import TaskTemplate, resolve_environment, template_from_dict
 from tasker.errors import NotFound, TaskerError, TemplateNotFound
-from tasker.orchestration import dlq, operator, queries
+from tasker.orchestration import analytics, dlq, operator, queries
 from tasker.runtime import Tasker
 from tasker.worker.resolvers import HandlerDefinition
 
 __all__ = [
     "STEP_ACTIONS",
     "act_on_step",
+    "bottlenecks",
     "cancel_task",
     "create_task",
     "dlq_entry_for_task",
@@ -35,6 +36,7 @@ __all__ = [
     "list_steps",
     "list_tasks",
     "list_templates",
+    "performance_metrics",
     "registered_templates",
     "staleness",
     "step_audit",
@@ -259,6 +261,35 @@ def staleness(app: Tasker, limit: int = 50) -> list[JSONObject]:
     """``[StalenessMonitoring]``, the most overdue first."""
     with app.store.read() as tx:
         return [views.staleness_view(r) for r in dlq.staleness_report(tx, _now(), limit)]
+
+
+# -- analytics ----------------------------------------------------------------------------------
+
+
+def performance_metrics(app: Tasker, hours: float = 24.0) -> JSONObject:
+    """``PerformanceMetrics`` of the tasks created in the last ``hours`` (> 0)."""
+    with app.store.read() as tx:
+        return views.performance_view(analytics.performance_metrics(tx, _now(), hours))
+
+
+def bottlenecks(app: Tasker, *, limit: int = 10, min_executions: int = 5) -> JSONObject:
+    """``BottleneckAnalysis``: the slowest steps and tasks with at least ``min_executions``."""
+    utilization = _pool_utilization(app)  # before the read below borrows a connection
+    with app.store.read() as tx:
+        analysis = analytics.bottleneck_analysis(
+            tx,
+            _now(),
+            limit=limit,
+            min_executions=min_executions,
+            pool_utilization=utilization,
+        )
+    return views.bottleneck_view(analysis)
+
+
+def _pool_utilization(app: Tasker) -> float:
+    """The share of the store's connection pool in use; 0.0 for a store without a pool."""
+    measure = getattr(app.store, "pool_utilization", None)
+    return float(measure()) if callable(measure) else 0.0
 
 
 # -- templates ----------------------------------------------------------------------------------

@@ -27,8 +27,12 @@ __all__ = [
     "HealthResponse",
     "NamespaceSummary",
     "Pagination",
+    "PerformanceMetrics",
     "ResetForRetryAction",
     "ResolveManuallyAction",
+    "ResourceUtilization",
+    "SlowStep",
+    "SlowTask",
     "StalenessMonitoring",
     "StepAction",
     "StepAuditResponse",
@@ -443,10 +447,63 @@ class StalenessMonitoring(_Out):
 # -- analytics ----------------------------------------------------------------------------
 
 
+class PerformanceMetrics(_Out):
+    """Tasks created in the last ``hours`` (tasker.orchestration.analytics defines each field)."""
+
+    total_tasks: int
+    active_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    completion_rate: float = Field(description="completed / total, 0..1")
+    error_rate: float = Field(description="failed (error, blocked_by_failures) / total, 0..1")
+    average_task_duration_seconds: float = Field(
+        description="creation to entering complete or error, over such tasks"
+    )
+    average_step_duration_seconds: float = Field(
+        description="handler run time reported by the worker, over step executions"
+    )
+    tasks_per_hour: float
+    steps_per_hour: float = Field(description="step executions (worker results) per hour")
+    system_health_score: float = Field(description="0..1, 1 is best")
+    analysis_period_start: str
+    calculated_at: str
+
+
+class SlowStep(_Out):
+    namespace_name: str
+    task_name: str
+    version: str
+    step_name: str
+    average_duration_seconds: float
+    max_duration_seconds: float
+    execution_count: int
+    error_count: int
+    error_rate: float
+    last_executed_at: str | None = None
+
+
+class SlowTask(_Out):
+    namespace_name: str
+    task_name: str
+    version: str
+    average_duration_seconds: float
+    max_duration_seconds: float
+    execution_count: int
+    error_count: int
+    error_rate: float
+    average_step_count: float
+    last_executed_at: str | None = None
+
+
+class ResourceUtilization(_Out):
+    database_pool_utilization: float = Field(description="0..1; 0 for SQLite (no pool)")
+    system_health: Literal["healthy", "degraded", "unhealthy"]
+
+
 class BottleneckAnalysis(_Out):
-    slow_steps: list[JSONObject]
-    slow_tasks: list[JSONObject]
-    resource_utilization: JSONObject
+    slow_steps: list[SlowStep]
+    slow_tasks: list[SlowTask]
+    resource_utilization: ResourceUtilization
     recommendations: list[str]
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasker.domain.template import TaskTemplate
+from tasker.orchestration.analytics import BottleneckAnalysis, PerformanceMetrics
 from tasker.orchestration.dlq import (
     DlqEntry,
     DlqInvestigationQueueEntry,
@@ -23,11 +24,13 @@ from tasker.orchestration.queries import StepAuditRecord, StepDetail, TaskDetail
 
 __all__ = [
     "audit_view",
+    "bottleneck_view",
     "dlq_entry_view",
     "dlq_stats_view",
     "format_ts",
     "investigation_view",
     "named_step_uuid",
+    "performance_view",
     "staleness_view",
     "step_view",
     "task_summary_view",
@@ -287,6 +290,66 @@ def staleness_view(row: StalenessMonitoring) -> JSONObject:
         "staleness_threshold_minutes": row.staleness_threshold_minutes,
         "health_status": row.health_status,
         "priority": row.priority,
+    }
+
+
+def performance_view(metrics: PerformanceMetrics) -> JSONObject:
+    """``PerformanceMetrics``."""
+    return {
+        "total_tasks": metrics.total_tasks,
+        "active_tasks": metrics.active_tasks,
+        "completed_tasks": metrics.completed_tasks,
+        "failed_tasks": metrics.failed_tasks,
+        "completion_rate": metrics.completion_rate,
+        "error_rate": metrics.error_rate,
+        "average_task_duration_seconds": metrics.average_task_duration_seconds,
+        "average_step_duration_seconds": metrics.average_step_duration_seconds,
+        "tasks_per_hour": metrics.tasks_per_hour,
+        "steps_per_hour": metrics.steps_per_hour,
+        "system_health_score": metrics.system_health_score,
+        "analysis_period_start": format_ts(metrics.analysis_period_start),
+        "calculated_at": format_ts(metrics.calculated_at),
+    }
+
+
+def bottleneck_view(analysis: BottleneckAnalysis) -> JSONObject:
+    """``BottleneckAnalysis``."""
+    return {
+        "slow_steps": [
+            {
+                "namespace_name": s.namespace_name,
+                "task_name": s.task_name,
+                "version": s.version,
+                "step_name": s.step_name,
+                "average_duration_seconds": s.average_duration_seconds,
+                "max_duration_seconds": s.max_duration_seconds,
+                "execution_count": s.execution_count,
+                "error_count": s.error_count,
+                "error_rate": s.error_rate,
+                "last_executed_at": format_ts(s.last_executed_at),
+            }
+            for s in analysis.slow_steps
+        ],
+        "slow_tasks": [
+            {
+                "namespace_name": t.namespace_name,
+                "task_name": t.task_name,
+                "version": t.version,
+                "average_duration_seconds": t.average_duration_seconds,
+                "max_duration_seconds": t.max_duration_seconds,
+                "execution_count": t.execution_count,
+                "error_count": t.error_count,
+                "error_rate": t.error_rate,
+                "average_step_count": t.average_step_count,
+                "last_executed_at": format_ts(t.last_executed_at),
+            }
+            for t in analysis.slow_tasks
+        ],
+        "resource_utilization": {
+            "database_pool_utilization": analysis.resource_utilization.database_pool_utilization,
+            "system_health": analysis.resource_utilization.system_health,
+        },
+        "recommendations": list(analysis.recommendations),
     }
 
 

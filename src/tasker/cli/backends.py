@@ -52,6 +52,8 @@ class Backend(Protocol):
         self, entry_uuid: str, *, status: str | None, notes: str | None, by: str | None
     ) -> JSONObject: ...
     def dlq_stats(self) -> list[JSONObject]: ...
+    def performance(self, *, hours: int) -> JSONObject: ...
+    def bottlenecks(self, *, limit: int, min_executions: int) -> JSONObject: ...
     def list_templates(self, namespace: str | None) -> JSONObject: ...
     def get_template(self, namespace: str, name: str, version: str) -> JSONObject: ...
     def health(self) -> JSONObject: ...
@@ -148,6 +150,12 @@ class Remote:
     def dlq_stats(self) -> list[JSONObject]:
         return _docs(self.client.dlq_stats())
 
+    def performance(self, *, hours: int) -> JSONObject:
+        return _doc(self.client.performance_metrics(hours=hours))
+
+    def bottlenecks(self, *, limit: int, min_executions: int) -> JSONObject:
+        return _doc(self.client.bottlenecks(limit=limit, min_executions=min_executions))
+
     def list_templates(self, namespace: str | None) -> JSONObject:
         return _doc(self.client.list_templates(namespace=namespace))
 
@@ -229,6 +237,12 @@ class Direct:
 
     def dlq_stats(self) -> list[JSONObject]:
         return operations.dlq_stats(self.app)
+
+    def performance(self, *, hours: int) -> JSONObject:
+        return operations.performance_metrics(self.app, hours)
+
+    def bottlenecks(self, *, limit: int, min_executions: int) -> JSONObject:
+        return operations.bottlenecks(self.app, limit=limit, min_executions=min_executions)
 
     def list_templates(self, namespace: str | None) -> JSONObject:
         return operations.list_templates(self.app, namespace)

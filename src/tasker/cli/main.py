@@ -177,10 +177,10 @@ _register_commands()
 
 
 def _register_operator_commands() -> None:
-    from tasker.cli.operator import dlq, health, step, task, template
+    from tasker.cli.operator import analytics, dlq, health, step, task, template
     from tasker.cli.serve import serve
 
-    for command in (serve, task, step, dlq, template, health):
+    for command in (serve, task, step, dlq, analytics, template, health):
         cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""Operator commands: ``tasker task|step|dlq|template|health`` (rest-api.md §6).
+"""Operator commands: ``tasker task|step|dlq|analytics|template|health`` (rest-api.md §6).
 
 Each command talks to a server (``--api-url``, env ``TASKER_API_URL``; credentials
 ``TASKER_API_KEY`` or ``TASKER_AUTH_TOKEN``) or straight to a database (``--database-url``);
@@ -21,7 +21,7 @@ from tasker.cli.backends import Backend, open_backend
 from tasker.domain.model import TaskRequest
 from tasker.errors import DuplicateTask
 
-__all__ = ["dlq", "health", "step", "task", "template"]
+__all__ = ["analytics", "dlq", "health", "step", "task", "template"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSONObject = dict[str, Any]
@@ -521,6 +521,108 @@ def dlq_stats(**params: Any) -> None:
             for r in rows
         ),
     )
+
+
+# -- analytics ----------------------------------------------------------------------------------
+
+
+@click.group()
+def analytics() -> None:
+    """Performance over a window, and the slowest steps and tasks."""
+
+
+_PERFORMANCE_KEYS = (
+    "total_tasks",
+    "active_tasks",
+    "completed_tasks",
+    "failed_tasks",
+    "completion_rate",
+    "error_rate",
+    "average_task_duration_seconds",
+    "average_step_duration_seconds",
+    "tasks_per_hour",
+    "steps_per_hour",
+    "system_health_score",
+    "analysis_period_start",
+    "calculated_at",
+)
+
+
+@analytics.command("performance")
+@click.option(
+    "--hours", type=click.IntRange(1, 24 * 366), default=24, show_default=True, help="Window."
+)
+@connection_options
+def performance(hours: int, **params: Any) -> None:
+    """Outcomes, durations, throughput and health of the tasks created in the last HOURS."""
+    with backend_of(params) as backend:
+        document = backend.performance(hours=hours)
+    if params["as_json"]:
+        _emit_json(document)
+    else:
+        _fields(f"performance of the last {hours} h", document, _PERFORMANCE_KEYS)
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):.3f}"
+
+
+@analytics.command("bottlenecks")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--min-executions",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Leave out steps and tasks that ran fewer times.",
+)
+@connection_options
+def bottlenecks(limit: int, min_executions: int, **params: Any) -> None:
+    """The slowest steps and tasks (all history), resource use and recommendations."""
+    with backend_of(params) as backend:
+        document = backend.bottlenecks(limit=limit, min_executions=min_executions)
+    if params["as_json"]:
+        _emit_json(document)
+        return
+    _table(
+        "slowest steps",
+        ("template", "step", "avg s", "max s", "runs", "errors", "last run"),
+        (
+            (
+                f"{s['namespace_name']}/{s['task_name']}@{s['version']}",
+                s["step_name"],
+                _seconds(s["average_duration_seconds"]),
+                _seconds(s["max_duration_seconds"]),
+                s["execution_count"],
+                s["error_count"],
+                s.get("last_executed_at"),
+            )
+            for s in document["slow_steps"]
+        ),
+    )
+    _table(
+        "slowest tasks",
+        ("template", "avg s", "max s", "runs", "errors", "avg steps", "last finished"),
+        (
+            (
+                f"{t['namespace_name']}/{t['task_name']}@{t['version']}",
+                _seconds(t["average_duration_seconds"]),
+                _seconds(t["max_duration_seconds"]),
+                t["execution_count"],
+                t["error_count"],
+                t["average_step_count"],
+                t.get("last_executed_at"),
+            )
+            for t in document["slow_tasks"]
+        ),
+    )
+    resources = document["resource_utilization"]
+    click.echo(
+        f"system health: {resources['system_health']}  database pool in use:"
+        f" {float(resources['database_pool_utilization']):.0%}"
+    )
+    for line in document["recommendations"]:
+        click.echo(f"- {line}")
 
 
 # -- template -----------------------------------------------------------------------------------

@@ -875,3 +875,21 @@ class SqlTransaction:
         for name in flag_columns:
             out[name] = bool(out[name])
         return out
+
+    # -- analytics (queries_operations.sql; tasker.orchestration.analytics defines them) ----
+
+    def analytics_performance(self, since: datetime, now: datetime) -> dict[str, Any]:
+        """Task counts and durations, and step execution counts and durations, of the tasks
+        created in ``[since, now]``; averages are ``None`` when there is nothing to average."""
+        row = self._one("analytics_performance", {"since": self._ts(since), "now": self._ts(now)})
+        return self._plain_row(row)
+
+    def analytics_slow_steps(self, *, limit: int, min_executions: int) -> list[dict[str, Any]]:
+        """Worker results per template step, the slowest average first."""
+        rows = self._all("analytics_slow_steps", {"limit": limit, "min_executions": min_executions})
+        return [self._plain_row(r, ts_columns=("last_executed_at",)) for r in rows]
+
+    def analytics_slow_tasks(self, *, limit: int, min_executions: int) -> list[dict[str, Any]]:
+        """Finished tasks per template, the slowest average first."""
+        rows = self._all("analytics_slow_tasks", {"limit": limit, "min_executions": min_executions})
+        return [self._plain_row(r, ts_columns=("last_executed_at",)) for r in rows]

@@ -234,6 +234,12 @@ class PostgresStore:
         if lost and not self._closed:
             self._pool.check()
 
+    def pool_utilization(self) -> float:
+        """The share of the pool's connections lent out right now (0..1; analytics)."""
+        stats = self._pool.get_stats()
+        in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+        return max(0.0, min(1.0, in_use / max(1, self._pool.max_size)))
+
     def _end(self, conn: _Conn, statement: LiteralString) -> None:
         """ROLLBACK after a failure; never masks the exception that is already on its way."""
         try:

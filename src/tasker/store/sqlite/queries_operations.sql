@@ -222,3 +222,68 @@ LEFT JOIN workflow_step_transitions tr
        ON tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
 WHERE a.workflow_step_uuid = :workflow_step_uuid AND a.task_uuid = :task_uuid
 ORDER BY a.recorded_at, a.attempt, a.workflow_step_result_audit_uuid;
+
+-- name: analytics_performance
+-- Totals of the tasks created in [:since, :now] and of their steps' worker results (one row;
+-- tasker.orchestration.analytics defines each figure). Durations in seconds, null when none.
+SELECT tt.*, st.* FROM (
+    SELECT COUNT(*) AS total_tasks,
+           COUNT(*) FILTER (WHERE t.state NOT IN ('complete', 'error', 'cancelled',
+               'resolved_manually', 'blocked_by_failures')) AS active_tasks,
+           COUNT(*) FILTER (WHERE t.state = 'complete') AS completed_tasks,
+           COUNT(*) FILTER (WHERE t.state IN ('error', 'blocked_by_failures')) AS failed_tasks,
+           AVG(CASE WHEN t.state IN ('complete', 'error')
+                    THEN (julianday(t.state_entered_at) - julianday(t.created_at)) * 86400.0
+               END) AS average_task_duration_seconds
+    FROM tasks t
+    WHERE t.created_at >= :since AND t.created_at <= :now
+) tt, (
+    SELECT COUNT(*) AS step_executions,
+           COUNT(*) FILTER (WHERE a.success = 0) AS failed_step_executions,
+           AVG(a.execution_time_ms) / 1000.0 AS average_step_duration_seconds
+    FROM tasks t
+    JOIN workflow_steps s ON s.task_uuid = t.task_uuid
+    JOIN workflow_step_result_audit a ON a.workflow_step_uuid = s.workflow_step_uuid
+    WHERE t.created_at >= :since AND t.created_at <= :now
+) st;
+
+-- name: analytics_slow_steps
+-- Worker results grouped by template step, slowest average handler time first; groups with
+-- fewer than :min_executions results are left out.
+SELECT t.namespace AS namespace_name, t.name AS task_name, t.version,
+       s.template_step_name AS step_name,
+       COALESCE(AVG(a.execution_time_ms), 0.0) / 1000.0 AS average_duration_seconds,
+       COALESCE(MAX(a.execution_time_ms), 0.0) / 1000.0 AS max_duration_seconds,
+       COUNT(*) AS execution_count,
+       COUNT(*) FILTER (WHERE a.success = 0) AS error_count,
+       MAX(a.recorded_at) AS last_executed_at
+FROM workflow_step_result_audit a
+JOIN workflow_steps s ON s.workflow_step_uuid = a.workflow_step_uuid
+JOIN tasks t ON t.task_uuid = s.task_uuid
+GROUP BY t.namespace, t.name, t.version, s.template_step_name
+HAVING COUNT(*) >= :min_executions
+ORDER BY average_duration_seconds DESC, execution_count DESC,
+         namespace_name, task_name, t.version, step_name
+LIMIT :limit;
+
+-- name: analytics_slow_tasks
+-- Finished (complete or error) tasks grouped by template, slowest average duration (creation to
+-- entering the final state) first; groups with fewer than :min_executions tasks are left out.
+SELECT x.namespace AS namespace_name, x.name AS task_name, x.version,
+       AVG(x.duration_seconds) AS average_duration_seconds,
+       MAX(x.duration_seconds) AS max_duration_seconds,
+       COUNT(*) AS execution_count,
+       COUNT(*) FILTER (WHERE x.state = 'error') AS error_count,
+       AVG(x.step_count) AS average_step_count,
+       MAX(x.state_entered_at) AS last_executed_at
+FROM (
+    SELECT t.namespace, t.name, t.version, t.state, t.state_entered_at,
+           (julianday(t.state_entered_at) - julianday(t.created_at)) * 86400.0 AS duration_seconds,
+           (SELECT COUNT(*) FROM workflow_steps s WHERE s.task_uuid = t.task_uuid) AS step_count
+    FROM tasks t
+    WHERE t.state IN ('complete', 'error')
+) x
+GROUP BY x.namespace, x.name, x.version
+HAVING COUNT(*) >= :min_executions
+ORDER BY average_duration_seconds DESC, execution_count DESC, namespace_name, task_name, x.version
+LIMIT :limit;
