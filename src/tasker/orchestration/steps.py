@@ -105,7 +105,7 @@ def submit_result(
         if success
         else StepEvent.ENQUEUE_AS_ERROR_FOR_ORCHESTRATION
     )
-    transition_uuid = tx.transition_step(
+    moved = tx.transition_step(
         claim.step_uuid,
         claim.task_uuid,
         StepState.IN_PROGRESS,
@@ -121,12 +121,12 @@ def submit_result(
         claim_token=claim.token,
         metadata={"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
     )
-    if transition_uuid is None:
+    if moved is None:
         return ResultOutcome.REFUSED
     metadata = document.get("metadata") or {}
     tx.insert_result_audit(
         step_uuid=claim.step_uuid,
-        transition_uuid=transition_uuid,
+        transition_uuid=moved.transition_uuid,
         task_uuid=claim.task_uuid,
         worker_uuid=claim.worker_id,
         correlation_id=correlation_id,
@@ -136,9 +136,7 @@ def submit_result(
         now=now,
     )
     template = templates.by_uuid(tx, task.named_task_uuid)
-    step = tx.get_step(claim.step_uuid)
-    assert step is not None  # we just moved it
-    step_template = template.step(step.template_step_name)
+    step_template = template.step(moved.template_step_name)
     _process_result(
         tx,
         claim.task_uuid,
@@ -147,9 +145,9 @@ def submit_result(
         claim.step_uuid,
         target,
         document,
-        step.attempts,
-        step.retryable,
-        step.max_attempts,
+        moved.attempts,
+        moved.retryable,
+        moved.max_attempts,
         now,
         jitter,
     )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
 from tasker.domain.states import StepState, TaskState
 
-__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StoreStats", "new_uuid"]
+__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreStats", "new_uuid"]
 
 
 def new_uuid() -> str:
@@ -49,6 +49,18 @@ class LockedTask:
     named_task_uuid: str
 
 
+@dataclass(frozen=True, slots=True)
+class StepTransition:
+    """A step state change that was written: its transition row and what orchestration reads
+    next about the step, so the caller need not read the row again."""
+
+    transition_uuid: str
+    template_step_name: str
+    attempts: int
+    retryable: bool
+    max_attempts: int
+
+
 @dataclass(slots=True)
 class StoreStats:
     """Statements and commits issued, to measure what one step costs."""
@@ -75,6 +87,14 @@ class Dialect(Protocol):
     def ts_value(self, value: Any) -> datetime | None: ...
 
     def bool_param(self, value: bool) -> Any: ...
+
+
+def _transition_metadata(event: str, now: datetime, extra: JSONObject | None) -> JSONObject:
+    """A transition row's metadata: the event and its time, then the caller's keys."""
+    meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
+    if extra:
+        meta.update(extra)
+    return meta
 
 
 class Connection(Protocol):
@@ -195,12 +215,19 @@ class SqlTransaction:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def insert_task(self, values: Mapping[str, Any], now: datetime) -> bool:
-        """Insert a task row; ``False`` when its identity hash already exists."""
+    def insert_task(
+        self, values: Mapping[str, Any], now: datetime, metadata: JSONObject | None = None
+    ) -> bool:
+        """Insert a task row with its initial ``null -> pending`` transition (event
+        ``initial``, ``metadata`` added to the row's metadata); ``False`` when its identity
+        hash already exists (nothing written)."""
         params = dict(values)
         params["context"] = self._json(params["context"])
         params["tags"] = self._json(params["tags"])
         params["now"] = self._ts(now)
+        params["metadata"] = self._json(_transition_metadata("initial", now, metadata))
+        params["transition_uuid"] = new_uuid()
+        params["processor_uuid"] = self.processor_uuid
         return self._one("insert_task", params) is not None
 
     def task_by_identity(self, identity_hash: str) -> str | None:
@@ -229,39 +256,21 @@ class SqlTransaction:
         now: datetime,
         metadata: JSONObject | None = None,
     ) -> bool:
-        """Compare-and-set the task state and append its transition row."""
-        row = self._one(
+        """Compare-and-set the task state; a trigger appends its transition row."""
+        rows = self._run(
             "bump_task",
             {
                 "task_uuid": task_uuid,
                 "from_state": from_state.value,
                 "to_state": to_state.value,
                 "now": self._ts(now),
-            },
-        )
-        if row is None:
-            return False
-        sort_key = int(row["transition_count"])
-        if sort_key > 1:
-            self._run("retire_task_transition", {"task_uuid": task_uuid, "now": self._ts(now)})
-        meta = {"event": event, "timestamp": now.isoformat()}
-        if metadata:
-            meta.update(metadata)
-        self._run(
-            "insert_task_transition",
-            {
-                "uuid": new_uuid(),
-                "task_uuid": task_uuid,
-                "from_state": from_state.value if sort_key > 1 else None,
-                "to_state": to_state.value,
                 "event": event,
-                "sort_key": sort_key,
-                "metadata": self._json(meta),
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "transition_uuid": new_uuid(),
                 "processor_uuid": self.processor_uuid,
-                "now": self._ts(now),
             },
-        )
-        return True
+        ).fetchall()
+        return bool(rows)
 
     def tasks_in_states(
         self, states: Iterable[TaskState], entered_before: datetime, limit: int
@@ -283,10 +292,14 @@ class SqlTransaction:
     # -- steps ----------------------------------------------------------------------------
 
     def insert_step(self, values: Mapping[str, Any], now: datetime) -> None:
+        """Insert a step row with its initial ``null -> pending`` transition (event ``initial``);
+        a second step of the same name in the task is a no-op."""
         params = dict(values)
         params["inputs"] = None if params["inputs"] is None else self._json(params["inputs"])
         params["retryable"] = self._d.bool_param(bool(params["retryable"]))
         params["now"] = self._ts(now)
+        params["metadata"] = self._json(_transition_metadata("initial", now, None))
+        params["transition_uuid"] = new_uuid()
         self._run("insert_step", params)
 
     def insert_edge(
@@ -325,8 +338,8 @@ class SqlTransaction:
     def transition_step(
         self,
         step_uuid: str,
-        task_uuid: str,
-        from_state: StepState | None,
+        task_uuid: str,  # noqa: ARG002 - the row knows its task; callers name it for readers
+        from_state: StepState,
         to_state: StepState,
         event: str,
         now: datetime,
@@ -334,68 +347,56 @@ class SqlTransaction:
         changes: Mapping[str, Any] | None = None,
         claim_token: str | None = None,
         metadata: JSONObject | None = None,
-    ) -> str | None:
-        """Compare-and-set a step's state, apply row changes, append its transition row.
+    ) -> StepTransition | None:
+        """Compare-and-set a step's state and apply row changes in one ``UPDATE``; a trigger
+        appends the transition row.
 
-        ``from_state`` ``None`` writes the initial ``null -> pending`` row of a new step.
         ``claim_token`` additionally requires the claim to be the current one (fencing).
         ``changes`` maps columns to new values; key ``attempts_delta`` adds to ``attempts``.
 
         Returns:
-            The new transition's uuid, or ``None`` when the step was not in ``from_state``
-            (or the claim was superseded).
+            The written transition with the step's row after it, or ``None`` when the step
+            was not in ``from_state`` (or the claim was superseded): nothing was written.
         """
-        changes = dict(changes or {})
+        transition_uuid = new_uuid()
         params: dict[str, Any] = {
             "workflow_step_uuid": step_uuid,
             "to_state": to_state.value,
-            "from_state": (from_state or to_state).value,
+            "from_state": from_state.value,
             "now": self._ts(now),
+            "event": event,
+            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "transition_uuid": transition_uuid,
         }
-        for column, value in changes.items():
-            kind = "plain" if column == "attempts_delta" else _STEP_COLUMN_KINDS[column]
-            if value is None:
-                params[f"c_{column}"] = None
-            elif kind == "json":
-                params[f"c_{column}"] = self._json(value)
-            elif kind == "ts":
-                params[f"c_{column}"] = self._ts(value)
-            elif kind == "bool":
-                params[f"c_{column}"] = self._d.bool_param(bool(value))
-            else:
-                params[f"c_{column}"] = value
+        columns: tuple[str, ...] = ()
+        if changes:
+            columns = tuple(sorted(changes))
+            for column, value in changes.items():
+                kind = "plain" if column == "attempts_delta" else _STEP_COLUMN_KINDS[column]
+                if value is None:
+                    params[f"c_{column}"] = None
+                elif kind == "json":
+                    params[f"c_{column}"] = self._json(value)
+                elif kind == "ts":
+                    params[f"c_{column}"] = self._ts(value)
+                elif kind == "bool":
+                    params[f"c_{column}"] = self._d.bool_param(bool(value))
+                else:
+                    params[f"c_{column}"] = value
         if claim_token is not None:
             params["claim_token"] = claim_token
-        sql = self._step_update(tuple(sorted(changes)), claim_token is not None)
+        sql = self._step_update(columns, claim_token is not None)
         rows = self.execute(sql, params).fetchall()
         if not rows:
             return None
         row = rows[0]
-        sort_key = int(row["transition_count"])
-        if sort_key > 1:
-            self._run(
-                "retire_step_transition",
-                {"workflow_step_uuid": step_uuid, "now": self._ts(now)},
-            )
-        meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
-        if metadata:
-            meta.update(metadata)
-        transition_uuid = new_uuid()
-        self._run(
-            "insert_step_transition",
-            {
-                "uuid": transition_uuid,
-                "workflow_step_uuid": step_uuid,
-                "task_uuid": task_uuid,
-                "from_state": from_state.value if from_state is not None else None,
-                "to_state": to_state.value,
-                "event": event,
-                "sort_key": sort_key,
-                "metadata": self._json(meta),
-                "now": self._ts(now),
-            },
+        return StepTransition(
+            transition_uuid,
+            row["template_step_name"],
+            int(row["attempts"]),
+            bool(row["retryable"]),
+            int(row["max_attempts"]),
         )
-        return transition_uuid
 
     def _step_update(self, columns: tuple[str, ...], fenced: bool) -> str:
         key = (*columns, "+fenced" if fenced else "")
@@ -407,6 +408,9 @@ class SqlTransaction:
             f"state = {ph('to_state', 'plain')}",
             "transition_count = transition_count + 1",
             f"updated_at = {ph('now', 'ts')}",
+            f"last_event = {ph('event', 'plain')}",
+            f"last_metadata = {ph('metadata', 'json')}",
+            f"last_transition_uuid = {ph('transition_uuid', 'plain')}",
         ]
         for column in columns:
             if column == "attempts_delta":
@@ -421,7 +425,7 @@ class SqlTransaction:
             where.append(f"claim_token = {ph('claim_token', 'plain')}")
         sql = (
             f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} "
-            "RETURNING transition_count"
+            "RETURNING template_step_name, attempts, retryable, max_attempts"
         )
         self._step_update_sql[key] = sql
         return sql

@@ -224,11 +224,19 @@ class SqliteStore:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (no semicolons inside our literals)."""
+    """Split a migration file into statements; a trigger body's semicolons stay inside its
+    statement (``sqlite3.complete_statement`` decides where one ends)."""
     statements: list[str] = []
-    for chunk in script.split(";"):
-        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
-        text = "\n".join(lines).strip()
-        if text:
-            statements.append(text)
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and line.strip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            text = pending.strip()
+            if text.rstrip(";").strip():
+                statements.append(text)
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
     return statements
