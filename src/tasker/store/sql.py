@@ -462,14 +462,11 @@ class SqlTransaction:
     def claim_candidates(
         self, namespaces: Sequence[str] | None, limit: int
     ) -> list[tuple[str, str, int]]:
-        rows = self._all(
-            "claim_candidates",
-            {
-                "any_namespace": 1 if not namespaces else 0,
-                "namespaces": json.dumps(list(namespaces or [])),
-                "limit": limit,
-            },
-        )
+        if namespaces:
+            params = {"namespaces": json.dumps(list(namespaces)), "limit": limit}
+            rows = self._all("claim_candidates_in", params)
+        else:
+            rows = self._all("claim_candidates_any", {"limit": limit})
         return [
             (str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows
         ]

@@ -3,8 +3,8 @@
 Every transaction borrows one pooled connection for its whole length, so each thread of a
 runtime works on its own connection. Concurrency rests on PostgreSQL row locks (ADR 0201):
 ``lock_task`` is ``SELECT ... FOR UPDATE`` on the task row, so passes over one task are
-serialised across processes; ``claim_candidates`` is ``FOR UPDATE SKIP LOCKED``, so concurrent
-claimers take disjoint steps without waiting on each other.
+serialised across processes; the ``claim_candidates_*`` queries are ``FOR UPDATE SKIP LOCKED``,
+so concurrent claimers take disjoint steps without waiting on each other.
 
 Errors: psycopg exceptions never leave this module. Connection loss, pool exhaustion, timeouts,
 serialization failures and deadlocks become ``StoreUnavailable`` (retryable: the transaction was

@@ -127,11 +127,19 @@ INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflo
 VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_uuid,
         :correlation_id, :success, :execution_time_ms, :attempt);
 
--- name: claim_candidates
--- Enqueued steps a worker may claim, by priority then age; rows another claimer holds are skipped.
-SELECT workflow_step_uuid, task_uuid, state, attempts FROM workflow_steps
+-- name: claim_candidates_any
+-- Enqueued steps of any namespace, by priority then age, in the order of workflow_steps_claim_idx;
+-- rows another claimer holds are skipped.
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
 WHERE state = 'enqueued'
-  AND (:any_namespace = 1 OR namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb)))
+ORDER BY priority DESC, enqueued_at
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_candidates_in
+-- Enqueued steps of the given namespaces (a JSON list), by priority then age; held rows skipped.
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
+WHERE state = 'enqueued' AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
 ORDER BY priority DESC, enqueued_at
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;

@@ -93,9 +93,13 @@ CREATE TABLE workflow_steps (
     UNIQUE (task_uuid, name)
 );
 CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
-CREATE INDEX workflow_steps_claim_idx ON workflow_steps (state, namespace, priority, enqueued_at);
-CREATE INDEX workflow_steps_retry_idx ON workflow_steps (state, next_retry_at);
-CREATE INDEX workflow_steps_lease_idx ON workflow_steps (state, lease_expires_at);
+-- Partial indexes: the claimable queue in claim order, due retries, running steps' leases.
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (priority DESC, enqueued_at)
+    WHERE state = 'enqueued';
+CREATE INDEX workflow_steps_retry_idx ON workflow_steps (next_retry_at)
+    WHERE state IN ('waiting_for_retry', 'pending') AND next_retry_at IS NOT NULL;
+CREATE INDEX workflow_steps_lease_idx ON workflow_steps (lease_expires_at)
+    WHERE state = 'in_progress';
 
 CREATE TABLE workflow_step_edges (
     from_step_uuid  text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),

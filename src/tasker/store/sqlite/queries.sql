@@ -123,10 +123,18 @@ INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflo
 VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_uuid,
         :correlation_id, :success, :execution_time_ms, :attempt);
 
--- name: claim_candidates
--- Enqueued steps a worker may claim, by priority then age (SQLite: the write lock serialises claims).
-SELECT workflow_step_uuid, task_uuid, state, attempts FROM workflow_steps
-WHERE state = 'enqueued' AND (:any_namespace = 1 OR namespace IN (SELECT value FROM json_each(:namespaces)))
+-- name: claim_candidates_any
+-- Enqueued steps of any namespace, by priority then age, in the order of workflow_steps_claim_idx
+-- (SQLite: the write lock serialises claims).
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
+WHERE state = 'enqueued'
+ORDER BY priority DESC, enqueued_at
+LIMIT :limit;
+
+-- name: claim_candidates_in
+-- Enqueued steps of the given namespaces (a JSON list), by priority then age.
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
+WHERE state = 'enqueued' AND namespace IN (SELECT value FROM json_each(:namespaces))
 ORDER BY priority DESC, enqueued_at
 LIMIT :limit;
 
