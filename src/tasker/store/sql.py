@@ -8,7 +8,8 @@ written) and its own ``queries.sql``; everything else, the transition write prot
 from __future__ import annotations
 
 import json
-import uuid
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,21 +23,22 @@ __all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreSt
 
 def new_uuid() -> str:
     """A time-ordered UUID (v7 layout) as text, so ids sort by creation."""
-    return str(_uuid7())
+    return _uuid7_text(time.time_ns() // 1_000_000, random.getrandbits(74))
 
 
-def _uuid7() -> uuid.UUID:
-    import os
-    import time
+def _uuid7_text(ms: int, rand: int) -> str:
+    """UUIDv7 text from a millisecond timestamp and 74 random bits.
 
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
+    The random bits come from ``random`` (seeded from the OS, re-seeded after ``fork``): ids
+    must be unique, not unguessable, and ``os.urandom`` costs a system call per id.
+    """
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -60,7 +61,34 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def step_definition(step: StepTemplate) -> JSONObject:
-    """A template step as the plain dict handlers see in ``task_sequence_step``."""
+    """A template step as the plain dict handlers see in ``task_sequence_step``.
+
+    Every call returns a fresh, JSON-shaped dict (a handler may change its copy; tuples are
+    lists). ``dataclasses.asdict`` costs over 100 µs per step, so the JSON text of each
+    template step is built once and parsed per call; a step that is not JSON-serialisable is
+    rebuilt every time.
+    """
+    cached = _STEP_DEFINITIONS.get(id(step))
+    if cached is not None and cached[0] is step:
+        text = cached[1]
+        return _build_step_definition(step) if text is None else json.loads(text)
+    data = _build_step_definition(step)
+    try:
+        encoded: str | None = json.dumps(data)
+    except (TypeError, ValueError):
+        encoded = None
+    if len(_STEP_DEFINITIONS) >= _STEP_DEFINITIONS_MAX:
+        _STEP_DEFINITIONS.clear()
+    _STEP_DEFINITIONS[id(step)] = (step, encoded)
+    return data if encoded is None else json.loads(encoded)
+
+
+# id(template step) -> (the step, kept alive so its id is not reused; its definition as JSON).
+_STEP_DEFINITIONS: dict[int, tuple[StepTemplate, str | None]] = {}
+_STEP_DEFINITIONS_MAX = 4096
+
+
+def _build_step_definition(step: StepTemplate) -> JSONObject:
     data = dataclasses.asdict(step)
     data["type"] = step.type.value
     data["retry"]["backoff"] = step.retry.backoff.value
