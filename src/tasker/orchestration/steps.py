@@ -72,6 +72,7 @@ def claim_steps(
         )
         if moved is not None:
             claims.append(Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at))
+    tx.claimed_steps += len(claims)
     return claims
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
-from tasker.domain.states import StepState, TaskState
+from tasker.domain.states import SETTLED_TASK_STATES, StepState, TaskState
 
 __all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreStats", "new_uuid"]
 
@@ -145,7 +145,22 @@ class SqlTransaction:
         self._stats = stats
         self.processor_uuid = processor_uuid
         self.wake_namespaces: set[str] = set()
+        # Steps this transaction enqueued and claimed: after commit, the store wakes at most
+        # (enqueued - claimed) idle workers (see ``wake_count``).
+        self.enqueued_steps = 0
+        self.claimed_steps = 0
+        # Tasks this transaction moved to a settled state (terminal or blocked by failures).
+        self.settled_tasks: set[str] = set()
         self._step_update_sql: dict[tuple[str, ...], str] = {}
+
+    def wake_count(self) -> int | None:
+        """How many idle workers to wake after commit: ``0`` none, ``None`` all of them (work
+        was announced through ``wake_namespaces`` without counting the steps)."""
+        if not self.wake_namespaces:
+            return 0
+        if self.enqueued_steps == 0:
+            return None
+        return max(self.enqueued_steps - self.claimed_steps, 0)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -272,6 +287,8 @@ class SqlTransaction:
                 "processor_uuid": self.processor_uuid,
             },
         ).fetchall()
+        if rows and to_state in SETTLED_TASK_STATES:
+            self.settled_tasks.add(task_uuid)
         return bool(rows)
 
     def tasks_in_states(

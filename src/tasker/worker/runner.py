@@ -194,13 +194,15 @@ class WorkerPool:
         registry: HandlerRegistry,
         settings: PoolSettings,
         *,
-        on_result: Callable[[str], None] | None = None,
+        on_settled: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_settled(task_uuid)`` is called after the commit of every transaction of this
+        pool that moved a task to a terminal state or to ``blocked_by_failures``."""
         self.store = store
         self.templates = templates
         self.registry = registry
         self.settings = settings
-        self._on_result = on_result or (lambda _task_uuid: None)
+        self._on_settled = on_settled or (lambda _task_uuid: None)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._runs: dict[int, _Run] = {}
@@ -378,8 +380,10 @@ class WorkerPool:
         transaction (one commit per step instead of two)."""
         correlation_id = tss["task"]["task"].get("correlation_id")
         job: _Job | None = None
+        settled: set[str] = set()
         try:
             with self.store.transaction() as tx:
+                settled = tx.settled_tasks
                 outcome = submit_result(
                     tx,
                     self.templates,
@@ -398,7 +402,8 @@ class WorkerPool:
             log.warning(
                 "result of step %s refused: its claim is no longer current", claim.step_uuid
             )
-        self._on_result(claim.task_uuid)
+        for task_uuid in settled:
+            self._on_settled(task_uuid)
         return job
 
     # -- maintenance hooks (called by the runtime's maintenance loop) ---------------------
