@@ -112,7 +112,7 @@ CREATE TABLE workflow_step_edges (
 CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
 
 CREATE TABLE task_transitions (
-    task_transition_uuid  text PRIMARY KEY,
+    task_transition_uuid  text NOT NULL,
     task_uuid             text NOT NULL REFERENCES tasks (task_uuid),
     from_state            text,
     to_state              text NOT NULL CHECK (to_state IN (
@@ -125,13 +125,13 @@ CREATE TABLE task_transitions (
     metadata              jsonb NOT NULL DEFAULT '{}',
     processor_uuid        text,
     created_at            timestamptz NOT NULL,
-    updated_at            timestamptz NOT NULL
+    updated_at            timestamptz NOT NULL,
+    PRIMARY KEY (task_uuid, sort_key)
 );
 CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent;
-CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
 
 CREATE TABLE workflow_step_transitions (
-    workflow_step_transition_uuid  text PRIMARY KEY,
+    workflow_step_transition_uuid  text NOT NULL,
     workflow_step_uuid             text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
     task_uuid                      text NOT NULL,
     from_state                     text,
@@ -144,10 +144,10 @@ CREATE TABLE workflow_step_transitions (
     most_recent                    boolean NOT NULL,
     metadata                       jsonb NOT NULL DEFAULT '{}',
     created_at                     timestamptz NOT NULL,
-    updated_at                     timestamptz NOT NULL
+    updated_at                     timestamptz NOT NULL,
+    PRIMARY KEY (workflow_step_uuid, sort_key)
 );
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent;
-CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  text PRIMARY KEY,
@@ -162,7 +162,6 @@ CREATE TABLE workflow_step_result_audit (
     attempt                          integer NOT NULL,
     UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
 );
-CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
 
 CREATE TABLE dlq_entries (
     dlq_entry_uuid        text PRIMARY KEY,

@@ -103,7 +103,7 @@ CREATE TABLE workflow_step_edges (
 CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
 
 CREATE TABLE task_transitions (
-    task_transition_uuid  TEXT PRIMARY KEY,
+    task_transition_uuid  TEXT NOT NULL,
     task_uuid             TEXT NOT NULL REFERENCES tasks (task_uuid),
     from_state            TEXT,
     to_state              TEXT NOT NULL CHECK (to_state IN (
@@ -116,13 +116,13 @@ CREATE TABLE task_transitions (
     metadata              TEXT NOT NULL DEFAULT '{}',
     processor_uuid        TEXT,
     created_at            TEXT NOT NULL,
-    updated_at            TEXT NOT NULL
-);
+    updated_at            TEXT NOT NULL,
+    PRIMARY KEY (task_uuid, sort_key)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent = 1;
-CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
 
 CREATE TABLE workflow_step_transitions (
-    workflow_step_transition_uuid  TEXT PRIMARY KEY,
+    workflow_step_transition_uuid  TEXT NOT NULL,
     workflow_step_uuid             TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
     task_uuid                      TEXT NOT NULL,
     from_state                     TEXT,
@@ -135,10 +135,10 @@ CREATE TABLE workflow_step_transitions (
     most_recent                    INTEGER NOT NULL,
     metadata                       TEXT NOT NULL DEFAULT '{}',
     created_at                     TEXT NOT NULL,
-    updated_at                     TEXT NOT NULL
-);
+    updated_at                     TEXT NOT NULL,
+    PRIMARY KEY (workflow_step_uuid, sort_key)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent = 1;
-CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  TEXT PRIMARY KEY,
@@ -153,7 +153,6 @@ CREATE TABLE workflow_step_result_audit (
     attempt                          INTEGER NOT NULL,
     UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
 );
-CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
 
 CREATE TABLE dlq_entries (
     dlq_entry_uuid        TEXT PRIMARY KEY,
