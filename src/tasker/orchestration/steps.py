@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tasker.domain.model import Claim, JSONObject
+from tasker.domain.model import Claim, JSONObject, StepRecord
 from tasker.domain.retry import backoff_delay_s, should_retry
 from tasker.domain.states import StepEvent, StepState
 from tasker.domain.template import StepTemplate, StepType, TaskTemplate
@@ -25,6 +25,7 @@ from tasker.store.sql import new_uuid
 
 __all__ = [
     "ResultOutcome",
+    "claim_step_rows",
     "claim_steps",
     "heartbeat",
     "release_claim",
@@ -49,7 +50,28 @@ def claim_steps(
     now: datetime,
 ) -> list[Claim]:
     """Claim up to ``limit`` enqueued steps: ``enqueued -> in_progress``, ``attempts + 1``."""
-    claims: list[Claim] = []
+    rows = claim_step_rows(
+        tx,
+        namespaces=namespaces,
+        limit=limit,
+        worker_id=worker_id,
+        lease_timeout_s=lease_timeout_s,
+        now=now,
+    )
+    return [claim for claim, _ in rows]
+
+
+def claim_step_rows(
+    tx: Transaction,
+    *,
+    namespaces: Sequence[str] | None,
+    limit: int,
+    worker_id: str,
+    lease_timeout_s: float,
+    now: datetime,
+) -> list[tuple[Claim, StepRecord]]:
+    """``claim_steps``, with each claimed step's row as the claim left it (saves a read)."""
+    claims: list[tuple[Claim, StepRecord]] = []
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
     for step_uuid, task_uuid, attempts in tx.claim_candidates(namespaces, limit):
         token = new_uuid()
@@ -69,9 +91,11 @@ def claim_steps(
                 "lease_expires_at": lease_expires_at,
             },
             metadata={"worker_uuid": worker_id},
+            full_row=True,
         )
-        if moved is not None:
-            claims.append(Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at))
+        if moved is not None and moved.record is not None:
+            claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at)
+            claims.append((claim, moved.record))
     tx.claimed_steps += len(claims)
     return claims
 

@@ -61,6 +61,7 @@ class StepTransition:
     attempts: int
     retryable: bool
     max_attempts: int
+    record: StepRecord | None = None  # the whole row, when asked for with ``full_row``
 
 
 @dataclass(slots=True)
@@ -350,6 +351,19 @@ class SqlTransaction:
         rows = self._all("ready_steps", {"task_uuid": task_uuid, "now": self._ts(now)})
         return [(str(r["workflow_step_uuid"]), StepState(r["state"])) for r in rows]
 
+    def step_overview(
+        self, task_uuid: str, now: datetime
+    ) -> tuple[list[tuple[str, StepState]], dict[StepState, int]]:
+        """``ready_steps`` and ``step_state_counts`` of a task, read in one statement."""
+        ready: list[tuple[str, StepState]] = []
+        counts: dict[StepState, int] = {}
+        for r in self._all("step_overview", {"task_uuid": task_uuid, "now": self._ts(now)}):
+            if r["kind"] == "ready":
+                ready.append((str(r["workflow_step_uuid"]), StepState(r["state"])))
+            else:
+                counts[StepState(r["state"])] = int(r["n"])
+        return ready, counts
+
     def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
         rows = self._all("step_state_counts", {"task_uuid": task_uuid})
         return {StepState(r["state"]): int(r["n"]) for r in rows}
@@ -366,12 +380,14 @@ class SqlTransaction:
         changes: Mapping[str, Any] | None = None,
         claim_token: str | None = None,
         metadata: JSONObject | None = None,
+        full_row: bool = False,
     ) -> StepTransition | None:
         """Compare-and-set a step's state and apply row changes in one ``UPDATE``; a trigger
         appends the transition row.
 
         ``claim_token`` additionally requires the claim to be the current one (fencing).
         ``changes`` maps columns to new values; key ``attempts_delta`` adds to ``attempts``.
+        ``full_row`` also returns the whole step row as it is after the change.
 
         Returns:
             The written transition with the step's row after it, or ``None`` when the step
@@ -404,7 +420,7 @@ class SqlTransaction:
                     params[f"c_{column}"] = value
         if claim_token is not None:
             params["claim_token"] = claim_token
-        sql = self._step_update(columns, claim_token is not None)
+        sql = self._step_update(columns, claim_token is not None, full_row)
         rows = self.execute(sql, params).fetchall()
         if not rows:
             return None
@@ -415,10 +431,11 @@ class SqlTransaction:
             int(row["attempts"]),
             bool(row["retryable"]),
             int(row["max_attempts"]),
+            self._step_record(row) if full_row else None,
         )
 
-    def _step_update(self, columns: tuple[str, ...], fenced: bool) -> str:
-        key = (*columns, "+fenced" if fenced else "")
+    def _step_update(self, columns: tuple[str, ...], fenced: bool, full_row: bool) -> str:
+        key = (*columns, "+fenced" if fenced else "", "+row" if full_row else "")
         sql = self._step_update_sql.get(key)
         if sql is not None:
             return sql
@@ -442,9 +459,10 @@ class SqlTransaction:
         ]
         if fenced:
             where.append(f"claim_token = {ph('claim_token', 'plain')}")
-        sql = (
-            f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} "
-            "RETURNING template_step_name, attempts, retryable, max_attempts"
+        sql = f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} " + (
+            "RETURNING *"
+            if full_row
+            else "RETURNING template_step_name, attempts, retryable, max_attempts"
         )
         self._step_update_sql[key] = sql
         return sql

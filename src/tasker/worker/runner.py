@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasker.domain.model import Claim, JSONObject
+from tasker.domain.model import Claim, JSONObject, StepRecord, TaskRecord
 from tasker.domain.template import StepTemplate
 from tasker.errors import TaskerError
 from tasker.orchestration.steps import (
     ResultOutcome,
-    claim_steps,
+    claim_step_rows,
     heartbeat,
     save_checkpoint,
     submit_result,
@@ -97,11 +97,22 @@ def _build_step_definition(step: StepTemplate) -> JSONObject:
 
 
 def build_task_sequence_step(
-    tx: Transaction, templates: TemplateCache, claim: Claim
+    tx: Transaction,
+    templates: TemplateCache,
+    claim: Claim,
+    *,
+    task: TaskRecord | None = None,
+    step: StepRecord | None = None,
 ) -> tuple[JSONObject, StepTemplate]:
-    """Everything a handler may read about its step (python-api.md §2.4)."""
-    task = tx.get_task(claim.task_uuid)
-    step = tx.get_step(claim.step_uuid)
+    """Everything a handler may read about its step (python-api.md §2.4).
+
+    ``task`` and ``step`` are the rows when the caller has them (the step as its claim left
+    it; the task's fields read here never change); else they are read.
+    """
+    if task is None:
+        task = tx.get_task(claim.task_uuid)
+    if step is None:
+        step = tx.get_step(claim.step_uuid)
     if task is None or step is None:
         raise LookupError(f"claimed step {claim.step_uuid} has no task or step row")
     template = templates.by_uuid(tx, task.named_task_uuid)
@@ -151,6 +162,9 @@ def build_task_sequence_step(
         "step_definition": step_definition(step_template),
     }
     return tss, step_template
+
+
+_TASK_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +222,10 @@ class WorkerPool:
         self._runs: dict[int, _Run] = {}
         self._runs_lock = threading.Lock()
         self._serial = 0
+        # Recently claimed tasks' rows: build_task_sequence_step reads only fields that never
+        # change after creation, so the later steps of a task skip reading it again.
+        self._tasks: dict[str, TaskRecord] = {}
+        self._tasks_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -265,7 +283,7 @@ class WorkerPool:
         if tx is None:
             with self.store.transaction() as own:
                 return self._claim(own)
-        claims = claim_steps(
+        claims = claim_step_rows(
             tx,
             namespaces=self.settings.namespaces,
             limit=1,
@@ -275,8 +293,25 @@ class WorkerPool:
         )
         if not claims:
             return None
-        tss, step_template = build_task_sequence_step(tx, self.templates, claims[0])
-        return _Job(claims[0], tss, step_template)
+        claim, step = claims[0]
+        tss, step_template = build_task_sequence_step(
+            tx, self.templates, claim, task=self._task(tx, claim.task_uuid), step=step
+        )
+        return _Job(claim, tss, step_template)
+
+    def _task(self, tx: Transaction, task_uuid: str) -> TaskRecord | None:
+        """The task's row, from the cache of recently claimed tasks or read in ``tx``."""
+        with self._tasks_lock:
+            task = self._tasks.get(task_uuid)
+        if task is not None:
+            return task
+        task = tx.get_task(task_uuid)
+        if task is not None:
+            with self._tasks_lock:
+                if len(self._tasks) >= _TASK_CACHE_SIZE:
+                    del self._tasks[next(iter(self._tasks))]
+                self._tasks[task_uuid] = task
+        return task
 
     def _run(self, job: _Job, loop: asyncio.AbstractEventLoop) -> tuple[_Job | None, bool]:
         """Run one claimed step and record it; returns the next job claimed in the same
