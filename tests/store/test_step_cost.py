@@ -90,3 +90,32 @@ def test_a_chain_step_costs_a_bounded_number_of_statements_and_one_commit(
     assert task.state.value == "complete"
     assert per_step <= MAX_STATEMENTS_PER_STEP, f"{per_step:.2f} statements per step"
     assert commits_per_step <= MAX_COMMITS_PER_STEP, f"{commits_per_step:.2f} commits per step"
+
+
+FORK = """
+name: fork
+namespace_name: cost
+version: "1.0.0"
+steps:
+  - {name: left, handler: {callable: cost.step}}
+  - {name: right, handler: {callable: cost.step}}
+"""
+
+
+def test_a_transaction_wakes_one_worker_per_new_step_it_did_not_claim_itself(
+    store: Store,
+) -> None:
+    templates = TemplateCache("test")
+    with store.transaction() as tx:
+        templates.register(tx, load_template_text(FORK, "fork.yaml"))
+        quiet = tx.wake_count()
+    with store.transaction() as tx:
+        create_task(tx, templates, TaskRequest(name="fork", namespace="cost"), NOW)
+        after_enqueue = tx.wake_count()
+        claim_and_read(tx, templates)
+        after_claim = tx.wake_count()
+    with store.transaction() as tx:
+        tx.wake_namespaces.add("cost")  # announced without counting steps
+        uncounted = tx.wake_count()
+
+    assert (quiet, after_enqueue, after_claim, uncounted) == (0, 2, 1, None)

@@ -177,7 +177,7 @@ def _enqueue(
             enqueued.append(step_uuid)
     if enqueued:
         tx.wake_namespaces.add(task.namespace)
-        tx.enqueued_steps += len(enqueued)
+        tx.enqueued_step_uuids.update(enqueued)
     return move_task(tx, task, state, TaskEvent.STEPS_ENQUEUED, now, {"step_uuids": enqueued})
 
 

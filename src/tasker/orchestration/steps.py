@@ -96,7 +96,10 @@ def claim_step_rows(
         if moved is not None and moved.record is not None:
             claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at)
             claims.append((claim, moved.record))
-    tx.claimed_steps += len(claims)
+    # A step this transaction enqueued and claims itself needs no other worker woken for it.
+    tx.claimed_enqueued += sum(
+        1 for claim, _ in claims if claim.step_uuid in tx.enqueued_step_uuids
+    )
     return claims
 
 

@@ -146,10 +146,10 @@ class SqlTransaction:
         self._stats = stats
         self.processor_uuid = processor_uuid
         self.wake_namespaces: set[str] = set()
-        # Steps this transaction enqueued and claimed: after commit, the store wakes at most
-        # (enqueued - claimed) idle workers (see ``wake_count``).
-        self.enqueued_steps = 0
-        self.claimed_steps = 0
+        # Steps this transaction enqueued, and how many of those it claimed itself: after
+        # commit, the store wakes that many fewer idle workers (see ``wake_count``).
+        self.enqueued_step_uuids: set[str] = set()
+        self.claimed_enqueued = 0
         # Tasks this transaction moved to a settled state (terminal or blocked by failures).
         self.settled_tasks: set[str] = set()
         self._step_update_sql: dict[tuple[str, ...], str] = {}
@@ -159,9 +159,9 @@ class SqlTransaction:
         was announced through ``wake_namespaces`` without counting the steps)."""
         if not self.wake_namespaces:
             return 0
-        if self.enqueued_steps == 0:
+        if not self.enqueued_step_uuids:
             return None
-        return max(self.enqueued_steps - self.claimed_steps, 0)
+        return max(len(self.enqueued_step_uuids) - self.claimed_enqueued, 0)
 
     # -- plumbing -------------------------------------------------------------------------
 
