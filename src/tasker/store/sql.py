@@ -1,8 +1,9 @@
 """The persistence operations both SQL backends share, over a backend's named queries.
 
 A backend supplies a ``Dialect`` (how JSON, timestamps and booleans travel, how placeholders are
-written) and its own ``queries.sql``; everything else, the transition write protocol included
-(states.md §3.1), is written once here.
+written) and its own ``queries.sql``; everything else is written once here. A state change is one
+compare-and-set ``UPDATE`` of the task or step row that also sets its ``last_*`` columns; the
+backend's triggers (``schema.sql``) turn it into the transition rows (states.md §3.1).
 """
 
 from __future__ import annotations
