@@ -451,8 +451,15 @@ class Session:
         return self.app.create_task(name, namespace=NAMESPACE, context=dict(context))
 
     def wait_task(self, task_uuid: str, timeout_s: float) -> None:
-        """Poll the task's row until it is settled (complete, error, blocked, ...)."""
+        """Wait until the task is settled (complete, error, blocked, ...): ``Tasker.wait`` when
+        the workers run in this process (woken by the commit that settles the task), else
+        poll the task's row."""
         deadline = time.monotonic() + timeout_s
+        if self.workers is None:
+            view = self.app.wait(task_uuid, timeout_s)
+            if TaskState(view.state) not in SETTLED:
+                raise BenchmarkError(f"task {task_uuid} not finished before the timeout")
+            return
         while True:
             with self.observer.store.read() as tx:
                 task = tx.get_task(task_uuid)

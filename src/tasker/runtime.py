@@ -20,7 +20,7 @@ from typing import Any
 
 from tasker.config import Settings
 from tasker.domain.model import StepRecord, TaskRecord, TaskRequest
-from tasker.domain.states import TaskState
+from tasker.domain.states import SETTLED_TASK_STATES, TaskState
 from tasker.domain.template import TaskTemplate
 from tasker.errors import ConfigError, TaskNotFound
 from tasker.orchestration.creation import create_task
@@ -37,15 +37,9 @@ __all__ = ["StepView", "TaskView", "Tasker"]
 
 log = logging.getLogger("tasker.runtime")
 
-_SETTLED = frozenset(
-    {
-        TaskState.COMPLETE,
-        TaskState.ERROR,
-        TaskState.CANCELLED,
-        TaskState.RESOLVED_MANUALLY,
-        TaskState.BLOCKED_BY_FAILURES,
-    }
-)
+# How often Tasker.wait re-reads a task that no transaction of this process settles (its
+# workers run in other processes).
+_WAIT_POLL_S = 0.2
 
 
 def _now() -> datetime:
@@ -163,7 +157,9 @@ class Tasker:
         self.store: Store = store or open_store(base.database_url, pool_size=pool_size)
         self.registry = registry or HandlerRegistry()
         self.templates = TemplateCache(base.env)
-        self._changed = threading.Condition()
+        # Tasker.wait's per-task events, set after a commit that settled the task.
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._waiters_lock = threading.Lock()
         self._pool: WorkerPool | None = None
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
@@ -222,7 +218,7 @@ class Tasker:
     def submit(self, request: TaskRequest) -> str:
         with self.store.transaction() as tx:
             created = create_task(tx, self.templates, request, _now())
-        self._notify(created.task_uuid)
+        self._settled_in(tx.settled_tasks)
         return created.task_uuid
 
     def get_task(self, task_uuid: str) -> TaskView:
@@ -239,17 +235,54 @@ class Tasker:
         return TaskView.build(task, steps)
 
     def wait(self, task_uuid: str, timeout_s: float | None = None) -> TaskView:
-        """Block until the task is terminal or blocked by failures (or the timeout passes)."""
+        """Block until the task is terminal or blocked by failures (or the timeout passes).
+
+        A transaction of this process that settles the task wakes the waiter at once: its
+        event is registered before the task is read, so no wake-up falls between the read and
+        the wait. Tasks settled by other processes are seen within ``_WAIT_POLL_S``.
+
+        Raises:
+            TaskNotFound: no such task.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            view = self.get_task(task_uuid)
-            if TaskState(view.state) in _SETTLED:
-                return view
-            remaining = 0.2 if deadline is None else min(deadline - time.monotonic(), 0.2)
-            if remaining <= 0:
-                return view
-            with self._changed:
-                self._changed.wait(remaining)
+        event = threading.Event()
+        with self._waiters_lock:
+            self._waiters.setdefault(task_uuid, []).append(event)
+        try:
+            while True:
+                event.clear()
+                if self._task_state(task_uuid) in SETTLED_TASK_STATES:
+                    break
+                remaining = (
+                    _WAIT_POLL_S
+                    if deadline is None
+                    else min(deadline - time.monotonic(), _WAIT_POLL_S)
+                )
+                if remaining <= 0:
+                    break
+                event.wait(remaining)
+        finally:
+            with self._waiters_lock:
+                events = self._waiters[task_uuid]
+                events.remove(event)
+                if not events:
+                    del self._waiters[task_uuid]
+        return self.get_task(task_uuid)
+
+    def _task_state(self, task_uuid: str) -> TaskState:
+        with self.store.read() as tx:
+            task = tx.get_task(task_uuid)
+        if task is None:
+            raise TaskNotFound(f"task {task_uuid} does not exist")
+        return task.state
+
+    def _settled_in(self, task_uuids: Iterable[str]) -> None:
+        """Wake the waiters of tasks a committed transaction settled."""
+        for task_uuid in task_uuids:
+            with self._waiters_lock:
+                events = list(self._waiters.get(task_uuid, ()))
+            for event in events:
+                event.set()
 
     def run(
         self,
@@ -280,7 +313,7 @@ class Tasker:
 
         with self.store.transaction() as tx:
             cancel_task(tx, task_uuid, _now())
-        self._notify(task_uuid)
+        self._settled_in(tx.settled_tasks)
         return self.get_task(task_uuid)
 
     # -- workers and maintenance ----------------------------------------------------------
@@ -305,7 +338,7 @@ class Tasker:
                 max_result_bytes=s.max_result_bytes,
                 **({"worker_id": s.worker_id} if s.worker_id else {}),
             ),
-            on_result=self._notify,
+            on_settled=lambda task_uuid: self._settled_in((task_uuid,)),
         )
         self._pool.start()
         self._maintenance = threading.Thread(
@@ -335,6 +368,7 @@ class Tasker:
             with self.store.transaction() as tx:
                 for claim in unfinished:
                     release_claim(tx, claim, _now())
+            self._settled_in(tx.settled_tasks)
 
     def close(self) -> None:
         self.stop()
@@ -352,18 +386,16 @@ class Tasker:
         pool = self._pool
         if pool is not None:
             pool.check_timeouts()
-        swept = 0
         with self.store.read() as tx:
             expired = bool(tx.expired_leases(now, 1))
         if expired:  # take the write lock only when there is something to sweep
             with self.store.transaction() as tx:
-                swept = sweep_expired_leases(tx, self.templates, now)
+                sweep_expired_leases(tx, self.templates, now)
+            self._settled_in(tx.settled_tasks)
         for task_uuid in self._due_tasks(now):
             with self.store.transaction() as tx:
                 evaluate_task(tx, task_uuid, now)
-            self._notify(task_uuid)
-        if swept:
-            self._notify("")
+            self._settled_in(tx.settled_tasks)
 
     def _due_tasks(self, now: datetime) -> Sequence[str]:
         with self.store.read() as tx:
@@ -382,9 +414,7 @@ class Tasker:
         )
         with self.store.transaction() as tx:
             stale = detect_stale_tasks(tx, self.templates, _now(), default_thresholds=thresholds)
-        for task in stale:
-            if task.moved:
-                self._notify(task.task_uuid)
+        self._settled_in(tx.settled_tasks)
         return stale
 
     def _maintain(self) -> None:
@@ -404,7 +434,3 @@ class Tasker:
                     self.check_staleness()
             except Exception:
                 log.exception("maintenance pass failed; retrying at the next interval")
-
-    def _notify(self, _task_uuid: str) -> None:
-        with self._changed:
-            self._changed.notify_all()

@@ -6,6 +6,7 @@ Each test runs real tasks on a real store with worker threads; handlers
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -342,3 +343,17 @@ def test_join_of_two_parents_finishing_together_is_enqueued_and_run_once(
             for m in recorder.marks_of(view.task_uuid, step, "finish")
         }
         assert len(branch_threads) == 2, f"round {round_}: branches did not run side by side"
+
+
+def test_wait_wakes_when_a_worker_of_this_process_settles_the_task(
+    make_tasker: MakeTasker, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With re-reads 60 s apart, only the settle notification can end these waits in time.
+    monkeypatch.setattr("tasker.runtime._WAIT_POLL_S", 60.0)
+    app = make_tasker("linear_chain")
+    started = time.monotonic()
+
+    views = [run_task(app, "linear_chain", recorder.context(seed=seed)) for seed in (2, 3, 4)]
+
+    assert [view.state for view in views] == ["complete"] * 3
+    assert time.monotonic() - started < 10.0

@@ -43,7 +43,8 @@ def normalized(sql: str | None) -> str | None:
     if sql is None:
         return None
     without_comments = re.sub(r"--[^\n]*", "", sql)
-    return " ".join(without_comments.split())
+    # ALTER TABLE ... ADD COLUMN inserts ", column" right after the last column (no space).
+    return re.sub(r" ([,)])", r"\1", " ".join(without_comments.split()))
 
 
 # -- SQLite ------------------------------------------------------------------------------------

@@ -95,7 +95,6 @@ def bare_task(tx: Transaction, identity: str = "identity-1", context: object = N
         NOW,
     )
     assert inserted
-    assert tx.transition_task(task_uuid, TaskState.PENDING, TaskState.PENDING, "initial", NOW)
     return task_uuid
 
 
@@ -118,7 +117,6 @@ def bare_step(
         },
         NOW,
     )
-    assert tx.transition_step(step_uuid, task_uuid, None, StepState.PENDING, "initial", NOW)
     return step_uuid
 
 
@@ -229,6 +227,36 @@ def test_initial_rows_have_no_from_state(store: Store, templates: TemplateCache)
         assert all(r.from_state is not None for r in rows[1:])
     assert task_rows[0].metadata["initial_state"] == "pending"
     assert task_rows[0].metadata["from_service"] == "task_initializer"
+
+
+def test_inserting_a_task_or_step_writes_its_initial_row_and_a_duplicate_writes_none(
+    store: Store,
+) -> None:
+    with store.transaction() as tx:
+        task = bare_task(tx)
+        step = bare_step(tx, task, "only")
+        tx.insert_step(
+            {
+                "workflow_step_uuid": new_uuid(),
+                "task_uuid": task,
+                "name": "only",
+                "template_step_name": "only",
+                "namespace": "contract",
+                "retryable": True,
+                "max_attempts": 3,
+                "inputs": None,
+                "priority": 0,
+            },
+            NOW,
+        )
+        rows = [tx.task_transitions(task), tx.step_transitions(step)]
+        counts = tx.table_counts()
+
+    for [row] in rows:
+        assert (row.from_state, row.to_state, row.event) == (None, "pending", "initial")
+        assert (row.sort_key, row.most_recent, row.created_at) == (1, True, NOW)
+        assert row.metadata == {"event": "initial", "timestamp": NOW.isoformat()}
+    assert counts["workflow_steps"] == counts["workflow_step_transitions"] == 1
 
 
 def test_task_steps_come_back_in_creation_order(store: Store, templates: TemplateCache) -> None:

@@ -15,6 +15,7 @@ from tasker.errors import IllegalTransition
 __all__ = [
     "PIPELINE_STEP_STATES",
     "SATISFIED_STEP_STATES",
+    "SETTLED_TASK_STATES",
     "STEP_TRANSITIONS",
     "TASK_TRANSITIONS",
     "TERMINAL_STEP_STATES",
@@ -106,6 +107,8 @@ TERMINAL_TASK_STATES = frozenset(
     {TaskState.COMPLETE, TaskState.ERROR, TaskState.CANCELLED, TaskState.RESOLVED_MANUALLY}
 )
 # ``error`` is automation-terminal for steps: only an operator moves a step out of it.
+# A task at rest until someone acts: terminal, or blocked by failures (what a waiter waits for).
+SETTLED_TASK_STATES = TERMINAL_TASK_STATES | {TaskState.BLOCKED_BY_FAILURES}
 TERMINAL_STEP_STATES = frozenset(
     {StepState.COMPLETE, StepState.CANCELLED, StepState.RESOLVED_MANUALLY}
 )

@@ -18,7 +18,7 @@ import jsonschema
 from tasker.domain.dag import initial_step_names
 from tasker.domain.identity import check_json_limits, identity_hash
 from tasker.domain.model import TaskRequest
-from tasker.domain.states import StepState, TaskState
+from tasker.domain.states import TaskState
 from tasker.domain.template import StepTemplate, TaskTemplate
 from tasker.errors import DuplicateTask, InvalidContext
 from tasker.orchestration.lifecycle import evaluate_locked_task
@@ -95,6 +95,7 @@ def create_task(
             "parent_correlation_id": request.parent_correlation_id,
         },
         now,
+        {"initial_state": "pending", "from_service": "task_initializer"},
     )
     if not inserted:
         existing = tx.task_by_identity(digest) or ""
@@ -102,14 +103,6 @@ def create_task(
             f"a task with the same identity already exists: {existing}", task_uuid=existing
         )
     task = LockedTask(task_uuid, TaskState.PENDING, template.namespace_name, named_task_uuid)
-    tx.transition_task(
-        task_uuid,
-        TaskState.PENDING,
-        TaskState.PENDING,
-        "initial",
-        now,
-        {"initial_state": "pending", "from_service": "task_initializer"},
-    )
     steps = [template.step(name) for name in initial_step_names(template)]
     create_steps(tx, task, template, steps, now, priority=request.priority)
     state = evaluate_locked_task(tx, task, now)
@@ -127,7 +120,8 @@ def insert_step(
     inputs: Mapping[str, Any] | None = None,
     priority: int = 0,
 ) -> str:
-    """Insert one step of template ``step`` (named ``name``) with its ``null -> pending`` row."""
+    """Insert one step of template ``step`` (named ``name``); the store writes its
+    ``null -> pending`` row."""
     step_uuid = new_uuid()
     values = dict(step.handler.initialization) if inputs is None else dict(inputs)
     tx.insert_step(
@@ -144,7 +138,6 @@ def insert_step(
         },
         now,
     )
-    tx.transition_step(step_uuid, task_uuid, None, StepState.PENDING, "initial", now)
     return step_uuid
 
 

@@ -53,9 +53,15 @@ def execution_status(
     tx: Transaction, task_uuid: str, now: datetime, ready: int | None = None
 ) -> ExecutionStatus:
     """The task's step counts and the §5.1 status, computed from the store."""
-    counts = tx.step_state_counts(task_uuid)
     if ready is None:
-        ready = len(tx.ready_steps(task_uuid, now))
+        ready_steps, counts = tx.step_overview(task_uuid, now)
+        ready = len(ready_steps)
+    else:
+        counts = tx.step_state_counts(task_uuid)
+    return _status(counts, ready)
+
+
+def _status(counts: Mapping[StepState, int], ready: int) -> ExecutionStatus:
     return status_from_counts(
         total=sum(counts.values()),
         ready=ready,
@@ -123,8 +129,8 @@ def _initialize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
 
 def _finalize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
     state = TaskState.EVALUATING_RESULTS
-    ready = tx.ready_steps(task.task_uuid, now)
-    status = execution_status(tx, task.task_uuid, now, len(ready))
+    ready, counts = tx.step_overview(task.task_uuid, now)
+    status = _status(counts, len(ready))
     match status.execution_status:
         case "all_complete":
             return move_task(tx, task, state, TaskEvent.ALL_STEPS_SUCCESSFUL, now)
@@ -171,6 +177,7 @@ def _enqueue(
             enqueued.append(step_uuid)
     if enqueued:
         tx.wake_namespaces.add(task.namespace)
+        tx.enqueued_step_uuids.update(enqueued)
     return move_task(tx, task, state, TaskEvent.STEPS_ENQUEUED, now, {"step_uuids": enqueued})
 
 

@@ -1,42 +1,45 @@
 """The persistence operations both SQL backends share, over a backend's named queries.
 
 A backend supplies a ``Dialect`` (how JSON, timestamps and booleans travel, how placeholders are
-written) and its own ``queries.sql``; everything else, the transition write protocol included
-(states.md §3.1), is written once here.
+written) and its own ``queries.sql``; everything else is written once here. A state change is one
+compare-and-set ``UPDATE`` of the task or step row that also sets its ``last_*`` columns; the
+backend's triggers (``schema.sql``) turn it into the transition rows (states.md §3.1).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
-from tasker.domain.states import StepState, TaskState
+from tasker.domain.states import SETTLED_TASK_STATES, StepState, TaskState
 
-__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StoreStats", "new_uuid"]
+__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreStats", "new_uuid"]
 
 
 def new_uuid() -> str:
     """A time-ordered UUID (v7 layout) as text, so ids sort by creation."""
-    return str(_uuid7())
+    return _uuid7_text(time.time_ns() // 1_000_000, random.getrandbits(74))
 
 
-def _uuid7() -> uuid.UUID:
-    import os
-    import time
+def _uuid7_text(ms: int, rand: int) -> str:
+    """UUIDv7 text from a millisecond timestamp and 74 random bits.
 
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
+    The random bits come from ``random`` (seeded from the OS, re-seeded after ``fork``): ids
+    must be unique, not unguessable, and ``os.urandom`` costs a system call per id.
+    """
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,19 @@ class LockedTask:
     state: TaskState
     namespace: str
     named_task_uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepTransition:
+    """A step state change that was written: its transition row and what orchestration reads
+    next about the step, so the caller need not read the row again."""
+
+    transition_uuid: str
+    template_step_name: str
+    attempts: int
+    retryable: bool
+    max_attempts: int
+    record: StepRecord | None = None  # the whole row, when asked for with ``full_row``
 
 
 @dataclass(slots=True)
@@ -75,6 +91,14 @@ class Dialect(Protocol):
     def ts_value(self, value: Any) -> datetime | None: ...
 
     def bool_param(self, value: bool) -> Any: ...
+
+
+def _transition_metadata(event: str, now: datetime, extra: JSONObject | None) -> JSONObject:
+    """A transition row's metadata: the event and its time, then the caller's keys."""
+    meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
+    if extra:
+        meta.update(extra)
+    return meta
 
 
 class Connection(Protocol):
@@ -123,7 +147,22 @@ class SqlTransaction:
         self._stats = stats
         self.processor_uuid = processor_uuid
         self.wake_namespaces: set[str] = set()
+        # Steps this transaction enqueued, and how many of those it claimed itself: after
+        # commit, the store wakes that many fewer idle workers (see ``wake_count``).
+        self.enqueued_step_uuids: set[str] = set()
+        self.claimed_enqueued = 0
+        # Tasks this transaction moved to a settled state (terminal or blocked by failures).
+        self.settled_tasks: set[str] = set()
         self._step_update_sql: dict[tuple[str, ...], str] = {}
+
+    def wake_count(self) -> int | None:
+        """How many idle workers to wake after commit: ``0`` none, ``None`` all of them (work
+        was announced through ``wake_namespaces`` without counting the steps)."""
+        if not self.wake_namespaces:
+            return 0
+        if not self.enqueued_step_uuids:
+            return None
+        return max(len(self.enqueued_step_uuids) - self.claimed_enqueued, 0)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -195,12 +234,19 @@ class SqlTransaction:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def insert_task(self, values: Mapping[str, Any], now: datetime) -> bool:
-        """Insert a task row; ``False`` when its identity hash already exists."""
+    def insert_task(
+        self, values: Mapping[str, Any], now: datetime, metadata: JSONObject | None = None
+    ) -> bool:
+        """Insert a task row with its initial ``null -> pending`` transition (event
+        ``initial``, ``metadata`` added to the row's metadata); ``False`` when its identity
+        hash already exists (nothing written)."""
         params = dict(values)
         params["context"] = self._json(params["context"])
         params["tags"] = self._json(params["tags"])
         params["now"] = self._ts(now)
+        params["metadata"] = self._json(_transition_metadata("initial", now, metadata))
+        params["transition_uuid"] = new_uuid()
+        params["processor_uuid"] = self.processor_uuid
         return self._one("insert_task", params) is not None
 
     def task_by_identity(self, identity_hash: str) -> str | None:
@@ -229,39 +275,23 @@ class SqlTransaction:
         now: datetime,
         metadata: JSONObject | None = None,
     ) -> bool:
-        """Compare-and-set the task state and append its transition row."""
-        row = self._one(
+        """Compare-and-set the task state; a trigger appends its transition row."""
+        rows = self._run(
             "bump_task",
             {
                 "task_uuid": task_uuid,
                 "from_state": from_state.value,
                 "to_state": to_state.value,
                 "now": self._ts(now),
-            },
-        )
-        if row is None:
-            return False
-        sort_key = int(row["transition_count"])
-        if sort_key > 1:
-            self._run("retire_task_transition", {"task_uuid": task_uuid, "now": self._ts(now)})
-        meta = {"event": event, "timestamp": now.isoformat()}
-        if metadata:
-            meta.update(metadata)
-        self._run(
-            "insert_task_transition",
-            {
-                "uuid": new_uuid(),
-                "task_uuid": task_uuid,
-                "from_state": from_state.value if sort_key > 1 else None,
-                "to_state": to_state.value,
                 "event": event,
-                "sort_key": sort_key,
-                "metadata": self._json(meta),
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "transition_uuid": new_uuid(),
                 "processor_uuid": self.processor_uuid,
-                "now": self._ts(now),
             },
-        )
-        return True
+        ).fetchall()
+        if rows and to_state in SETTLED_TASK_STATES:
+            self.settled_tasks.add(task_uuid)
+        return bool(rows)
 
     def tasks_in_states(
         self, states: Iterable[TaskState], entered_before: datetime, limit: int
@@ -283,10 +313,14 @@ class SqlTransaction:
     # -- steps ----------------------------------------------------------------------------
 
     def insert_step(self, values: Mapping[str, Any], now: datetime) -> None:
+        """Insert a step row with its initial ``null -> pending`` transition (event ``initial``);
+        a second step of the same name in the task is a no-op."""
         params = dict(values)
         params["inputs"] = None if params["inputs"] is None else self._json(params["inputs"])
         params["retryable"] = self._d.bool_param(bool(params["retryable"]))
         params["now"] = self._ts(now)
+        params["metadata"] = self._json(_transition_metadata("initial", now, None))
+        params["transition_uuid"] = new_uuid()
         self._run("insert_step", params)
 
     def insert_edge(
@@ -318,6 +352,19 @@ class SqlTransaction:
         rows = self._all("ready_steps", {"task_uuid": task_uuid, "now": self._ts(now)})
         return [(str(r["workflow_step_uuid"]), StepState(r["state"])) for r in rows]
 
+    def step_overview(
+        self, task_uuid: str, now: datetime
+    ) -> tuple[list[tuple[str, StepState]], dict[StepState, int]]:
+        """``ready_steps`` and ``step_state_counts`` of a task, read in one statement."""
+        ready: list[tuple[str, StepState]] = []
+        counts: dict[StepState, int] = {}
+        for r in self._all("step_overview", {"task_uuid": task_uuid, "now": self._ts(now)}):
+            if r["kind"] == "ready":
+                ready.append((str(r["workflow_step_uuid"]), StepState(r["state"])))
+            else:
+                counts[StepState(r["state"])] = int(r["n"])
+        return ready, counts
+
     def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
         rows = self._all("step_state_counts", {"task_uuid": task_uuid})
         return {StepState(r["state"]): int(r["n"]) for r in rows}
@@ -325,8 +372,8 @@ class SqlTransaction:
     def transition_step(
         self,
         step_uuid: str,
-        task_uuid: str,
-        from_state: StepState | None,
+        task_uuid: str,  # noqa: ARG002 - the row knows its task; callers name it for readers
+        from_state: StepState,
         to_state: StepState,
         event: str,
         now: datetime,
@@ -334,71 +381,62 @@ class SqlTransaction:
         changes: Mapping[str, Any] | None = None,
         claim_token: str | None = None,
         metadata: JSONObject | None = None,
-    ) -> str | None:
-        """Compare-and-set a step's state, apply row changes, append its transition row.
+        full_row: bool = False,
+    ) -> StepTransition | None:
+        """Compare-and-set a step's state and apply row changes in one ``UPDATE``; a trigger
+        appends the transition row.
 
-        ``from_state`` ``None`` writes the initial ``null -> pending`` row of a new step.
         ``claim_token`` additionally requires the claim to be the current one (fencing).
         ``changes`` maps columns to new values; key ``attempts_delta`` adds to ``attempts``.
+        ``full_row`` also returns the whole step row as it is after the change.
 
         Returns:
-            The new transition's uuid, or ``None`` when the step was not in ``from_state``
-            (or the claim was superseded).
+            The written transition with the step's row after it, or ``None`` when the step
+            was not in ``from_state`` (or the claim was superseded): nothing was written.
         """
-        changes = dict(changes or {})
+        transition_uuid = new_uuid()
         params: dict[str, Any] = {
             "workflow_step_uuid": step_uuid,
             "to_state": to_state.value,
-            "from_state": (from_state or to_state).value,
+            "from_state": from_state.value,
             "now": self._ts(now),
+            "event": event,
+            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "transition_uuid": transition_uuid,
         }
-        for column, value in changes.items():
-            kind = "plain" if column == "attempts_delta" else _STEP_COLUMN_KINDS[column]
-            if value is None:
-                params[f"c_{column}"] = None
-            elif kind == "json":
-                params[f"c_{column}"] = self._json(value)
-            elif kind == "ts":
-                params[f"c_{column}"] = self._ts(value)
-            elif kind == "bool":
-                params[f"c_{column}"] = self._d.bool_param(bool(value))
-            else:
-                params[f"c_{column}"] = value
+        columns: tuple[str, ...] = ()
+        if changes:
+            columns = tuple(sorted(changes))
+            for column, value in changes.items():
+                kind = "plain" if column == "attempts_delta" else _STEP_COLUMN_KINDS[column]
+                if value is None:
+                    params[f"c_{column}"] = None
+                elif kind == "json":
+                    params[f"c_{column}"] = self._json(value)
+                elif kind == "ts":
+                    params[f"c_{column}"] = self._ts(value)
+                elif kind == "bool":
+                    params[f"c_{column}"] = self._d.bool_param(bool(value))
+                else:
+                    params[f"c_{column}"] = value
         if claim_token is not None:
             params["claim_token"] = claim_token
-        sql = self._step_update(tuple(sorted(changes)), claim_token is not None)
+        sql = self._step_update(columns, claim_token is not None, full_row)
         rows = self.execute(sql, params).fetchall()
         if not rows:
             return None
         row = rows[0]
-        sort_key = int(row["transition_count"])
-        if sort_key > 1:
-            self._run(
-                "retire_step_transition",
-                {"workflow_step_uuid": step_uuid, "now": self._ts(now)},
-            )
-        meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
-        if metadata:
-            meta.update(metadata)
-        transition_uuid = new_uuid()
-        self._run(
-            "insert_step_transition",
-            {
-                "uuid": transition_uuid,
-                "workflow_step_uuid": step_uuid,
-                "task_uuid": task_uuid,
-                "from_state": from_state.value if from_state is not None else None,
-                "to_state": to_state.value,
-                "event": event,
-                "sort_key": sort_key,
-                "metadata": self._json(meta),
-                "now": self._ts(now),
-            },
+        return StepTransition(
+            transition_uuid,
+            row["template_step_name"],
+            int(row["attempts"]),
+            bool(row["retryable"]),
+            int(row["max_attempts"]),
+            self._step_record(row) if full_row else None,
         )
-        return transition_uuid
 
-    def _step_update(self, columns: tuple[str, ...], fenced: bool) -> str:
-        key = (*columns, "+fenced" if fenced else "")
+    def _step_update(self, columns: tuple[str, ...], fenced: bool, full_row: bool) -> str:
+        key = (*columns, "+fenced" if fenced else "", "+row" if full_row else "")
         sql = self._step_update_sql.get(key)
         if sql is not None:
             return sql
@@ -407,6 +445,9 @@ class SqlTransaction:
             f"state = {ph('to_state', 'plain')}",
             "transition_count = transition_count + 1",
             f"updated_at = {ph('now', 'ts')}",
+            f"last_event = {ph('event', 'plain')}",
+            f"last_metadata = {ph('metadata', 'json')}",
+            f"last_transition_uuid = {ph('transition_uuid', 'plain')}",
         ]
         for column in columns:
             if column == "attempts_delta":
@@ -419,9 +460,10 @@ class SqlTransaction:
         ]
         if fenced:
             where.append(f"claim_token = {ph('claim_token', 'plain')}")
-        sql = (
-            f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} "
-            "RETURNING transition_count"
+        sql = f"UPDATE workflow_steps SET {', '.join(sets)} WHERE {' AND '.join(where)} " + (
+            "RETURNING *"
+            if full_row
+            else "RETURNING template_step_name, attempts, retryable, max_attempts"
         )
         self._step_update_sql[key] = sql
         return sql
@@ -458,14 +500,11 @@ class SqlTransaction:
     def claim_candidates(
         self, namespaces: Sequence[str] | None, limit: int
     ) -> list[tuple[str, str, int]]:
-        rows = self._all(
-            "claim_candidates",
-            {
-                "any_namespace": 1 if not namespaces else 0,
-                "namespaces": json.dumps(list(namespaces or [])),
-                "limit": limit,
-            },
-        )
+        if namespaces:
+            params = {"namespaces": json.dumps(list(namespaces)), "limit": limit}
+            rows = self._all("claim_candidates_in", params)
+        else:
+            rows = self._all("claim_candidates_any", {"limit": limit})
         return [
             (str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows
         ]

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import logging
 import re
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,19 +79,31 @@ class HandlerDefinition:
         )
 
 
+# Whether a class's constructor needs arguments, per class: ``inspect.signature`` costs tens of
+# microseconds (it parses ``object``'s text signature), and handlers are built for every step.
+_NEEDS_ARGS: weakref.WeakKeyDictionary[type[Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _constructor_needs_args(handler_class: type[Any]) -> bool:
+    try:
+        inspect.signature(handler_class).bind()
+    except TypeError:
+        return True
+    except ValueError:  # no signature available (some builtins): just try the plain call
+        return False
+    return False
+
+
 def instantiate_handler(handler_class: type[Any], config: dict[str, Any]) -> Any:
     """Build a fresh handler: ``cls()``, or ``cls(config=...)`` when that needs arguments.
 
     Raises:
         ResolutionError: the constructor failed.
     """
-    needs_args = False
-    try:
-        inspect.signature(handler_class).bind()
-    except TypeError:
-        needs_args = True
-    except ValueError:  # no signature available (some builtins): just try the plain call
-        pass
+    needs_args = _NEEDS_ARGS.get(handler_class)
+    if needs_args is None:
+        needs_args = _constructor_needs_args(handler_class)
+        _NEEDS_ARGS[handler_class] = needs_args
     try:
         if needs_args:
             return handler_class(config=config)

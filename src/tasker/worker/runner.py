@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from tasker.domain.model import Claim, JSONObject
+from tasker.domain.model import Claim, JSONObject, StepRecord, TaskRecord
 from tasker.domain.template import StepTemplate
 from tasker.errors import StoreUnavailable, TaskerError
 from tasker.orchestration.steps import (
     ResultOutcome,
-    claim_steps,
+    claim_step_rows,
     heartbeat,
     save_checkpoint,
     submit_result,
@@ -64,7 +65,34 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def step_definition(step: StepTemplate) -> JSONObject:
-    """A template step as the plain dict handlers see in ``task_sequence_step``."""
+    """A template step as the plain dict handlers see in ``task_sequence_step``.
+
+    Every call returns a fresh, JSON-shaped dict (a handler may change its copy; tuples are
+    lists). ``dataclasses.asdict`` costs over 100 µs per step, so the JSON text of each
+    template step is built once and parsed per call; a step that is not JSON-serialisable is
+    rebuilt every time.
+    """
+    cached = _STEP_DEFINITIONS.get(id(step))
+    if cached is not None and cached[0] is step:
+        text = cached[1]
+        return _build_step_definition(step) if text is None else json.loads(text)
+    data = _build_step_definition(step)
+    try:
+        encoded: str | None = json.dumps(data)
+    except (TypeError, ValueError):
+        encoded = None
+    if len(_STEP_DEFINITIONS) >= _STEP_DEFINITIONS_MAX:
+        _STEP_DEFINITIONS.clear()
+    _STEP_DEFINITIONS[id(step)] = (step, encoded)
+    return data if encoded is None else json.loads(encoded)
+
+
+# id(template step) -> (the step, kept alive so its id is not reused; its definition as JSON).
+_STEP_DEFINITIONS: dict[int, tuple[StepTemplate, str | None]] = {}
+_STEP_DEFINITIONS_MAX = 4096
+
+
+def _build_step_definition(step: StepTemplate) -> JSONObject:
     data = dataclasses.asdict(step)
     data["type"] = step.type.value
     data["retry"]["backoff"] = step.retry.backoff.value
@@ -73,11 +101,22 @@ def step_definition(step: StepTemplate) -> JSONObject:
 
 
 def build_task_sequence_step(
-    tx: Transaction, templates: TemplateCache, claim: Claim
+    tx: Transaction,
+    templates: TemplateCache,
+    claim: Claim,
+    *,
+    task: TaskRecord | None = None,
+    step: StepRecord | None = None,
 ) -> tuple[JSONObject, StepTemplate]:
-    """Everything a handler may read about its step (python-api.md §2.4)."""
-    task = tx.get_task(claim.task_uuid)
-    step = tx.get_step(claim.step_uuid)
+    """Everything a handler may read about its step (python-api.md §2.4).
+
+    ``task`` and ``step`` are the rows when the caller has them (the step as its claim left
+    it; the task's fields read here never change); else they are read.
+    """
+    if task is None:
+        task = tx.get_task(claim.task_uuid)
+    if step is None:
+        step = tx.get_step(claim.step_uuid)
     if task is None or step is None:
         raise LookupError(f"claimed step {claim.step_uuid} has no task or step row")
     template = templates.by_uuid(tx, task.named_task_uuid)
@@ -129,6 +168,9 @@ def build_task_sequence_step(
     return tss, step_template
 
 
+_TASK_CACHE_SIZE = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     """A claimed step and what its handler will read."""
@@ -170,18 +212,24 @@ class WorkerPool:
         registry: HandlerRegistry,
         settings: PoolSettings,
         *,
-        on_result: Callable[[str], None] | None = None,
+        on_settled: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_settled(task_uuid)`` is called after the commit of every transaction of this
+        pool that moved a task to a terminal state or to ``blocked_by_failures``."""
         self.store = store
         self.templates = templates
         self.registry = registry
         self.settings = settings
-        self._on_result = on_result or (lambda _task_uuid: None)
+        self._on_settled = on_settled or (lambda _task_uuid: None)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._runs: dict[int, _Run] = {}
         self._runs_lock = threading.Lock()
         self._serial = 0
+        # Recently claimed tasks' rows: build_task_sequence_step reads only fields that never
+        # change after creation, so the later steps of a task skip reading it again.
+        self._tasks: dict[str, TaskRecord] = {}
+        self._tasks_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -239,7 +287,7 @@ class WorkerPool:
         if tx is None:
             with self.store.transaction() as own:
                 return self._claim(own)
-        claims = claim_steps(
+        claims = claim_step_rows(
             tx,
             namespaces=self.settings.namespaces,
             limit=1,
@@ -249,8 +297,25 @@ class WorkerPool:
         )
         if not claims:
             return None
-        tss, step_template = build_task_sequence_step(tx, self.templates, claims[0])
-        return _Job(claims[0], tss, step_template)
+        claim, step = claims[0]
+        tss, step_template = build_task_sequence_step(
+            tx, self.templates, claim, task=self._task(tx, claim.task_uuid), step=step
+        )
+        return _Job(claim, tss, step_template)
+
+    def _task(self, tx: Transaction, task_uuid: str) -> TaskRecord | None:
+        """The task's row, from the cache of recently claimed tasks or read in ``tx``."""
+        with self._tasks_lock:
+            task = self._tasks.get(task_uuid)
+        if task is not None:
+            return task
+        task = tx.get_task(task_uuid)
+        if task is not None:
+            with self._tasks_lock:
+                if len(self._tasks) >= _TASK_CACHE_SIZE:
+                    del self._tasks[next(iter(self._tasks))]
+                self._tasks[task_uuid] = task
+        return task
 
     def _run(self, job: _Job, loop: asyncio.AbstractEventLoop) -> tuple[_Job | None, bool]:
         """Run one claimed step and record it; returns the next job claimed in the same
@@ -362,10 +427,12 @@ class WorkerPool:
         transaction (one commit per step instead of two)."""
         correlation_id = tss["task"]["task"].get("correlation_id")
         job: _Job | None = None
+        settled: set[str] = set()
 
         def record() -> ResultOutcome:
-            nonlocal job
+            nonlocal job, settled
             with self.store.transaction() as tx:
+                settled = tx.settled_tasks
                 outcome = submit_result(
                     tx,
                     self.templates,
@@ -388,7 +455,8 @@ class WorkerPool:
             log.warning(
                 "result of step %s refused: its claim is no longer current", claim.step_uuid
             )
-        self._on_result(claim.task_uuid)
+        for task_uuid in settled:
+            self._on_settled(task_uuid)
         return job
 
     def _retrying(self, action: Callable[[], _T], what: str) -> _T:

@@ -3,8 +3,8 @@
 Every transaction borrows one pooled connection for its whole length, so each thread of a
 runtime works on its own connection. Concurrency rests on PostgreSQL row locks (ADR 0201):
 ``lock_task`` is ``SELECT ... FOR UPDATE`` on the task row, so passes over one task are
-serialised across processes; ``claim_candidates`` is ``FOR UPDATE SKIP LOCKED``, so concurrent
-claimers take disjoint steps without waiting on each other.
+serialised across processes; the ``claim_candidates_*`` queries are ``FOR UPDATE SKIP LOCKED``,
+so concurrent claimers take disjoint steps without waiting on each other.
 
 Errors: psycopg exceptions never leave this module. Connection loss, pool exhaustion, timeouts,
 serialization failures and deadlocks become ``StoreUnavailable`` (retryable: the transaction was
@@ -314,9 +314,11 @@ class PostgresStore:
     def transaction(self) -> Iterator[SqlTransaction]:
         """A read-committed write transaction on one pooled connection.
 
-        Commits on success, rolls back on any exception. When steps were enqueued, a
-        ``NOTIFY`` is sent inside the transaction (delivered to every listener at commit) and
-        this process's idle workers are woken after it.
+        Commits on success, rolls back on any exception. When steps were enqueued and not all
+        claimed in the same transaction, a ``NOTIFY`` is sent inside the transaction (delivered
+        to every listener at commit) and as many of this process's idle workers as there are
+        unclaimed new steps are woken after it; the ``NOTIFY`` names this store, so its own
+        listener ignores it.
 
         Raises:
             StoreUnavailable: connection lost, timeout, deadlock or serialization failure; the
@@ -328,10 +330,18 @@ class PostgresStore:
             tx = self._begin(conn, "BEGIN")
             try:
                 yield tx
-                if tx.wake_namespaces:
+                wake = tx.wake_count()
+                if wake != 0:
+                    payload = "|".join(
+                        (
+                            self.processor_uuid,
+                            "*" if wake is None else str(wake),
+                            ",".join(sorted(tx.wake_namespaces)),
+                        )
+                    )
                     tx.execute(
                         "SELECT pg_notify(%(channel)s, %(payload)s)",
-                        {"channel": _CHANNEL, "payload": ",".join(sorted(tx.wake_namespaces))},
+                        {"channel": _CHANNEL, "payload": payload},
                     )
             except BaseException:
                 self._end(conn, "ROLLBACK")
@@ -345,8 +355,8 @@ class PostgresStore:
             self.stats.commits += 1
         finally:
             self._putconn(conn)
-        if tx.wake_namespaces:
-            self._wake_local()
+        if wake != 0:
+            self._wake_local(wake)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -371,10 +381,24 @@ class PostgresStore:
 
     # -- wake-ups -------------------------------------------------------------------------
 
-    def _wake_local(self) -> None:
+    def _wake_local(self, count: int | None = None) -> None:
+        """Announce work; wake ``count`` idle workers (``None``: all). A busy worker sees the
+        new sequence number before it next sleeps, so waking fewer loses no work."""
         with self._work:
             self._work_seq += 1
-            self._work.notify_all()
+            if count is None:
+                self._work.notify_all()
+            else:
+                self._work.notify(count)
+
+    def _on_notify(self, payload: str) -> None:
+        """A ``NOTIFY`` arrived: ``sender|count|namespaces`` from a transaction (ignored when
+        this store sent it: it woke its workers itself), or empty from ``notify_work``."""
+        sender, _, rest = payload.partition("|")
+        if sender == self.processor_uuid:
+            return
+        count = rest.partition("|")[0]
+        self._wake_local(int(count) if count.isdigit() else None)
 
     def notify_work(self) -> None:
         """Wake idle workers here now, and in other processes through ``NOTIFY``.
@@ -439,10 +463,10 @@ class PostgresStore:
                     delay = 0.5
                     self._wake_local()  # whatever was announced while we were not listening
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for notify in conn.notifies(timeout=1.0):
                             if self._stopping.is_set():
                                 break
-                            self._wake_local()
+                            self._on_notify(notify.payload)
             except psycopg.Error as exc:
                 if self._stopping.is_set():
                     return

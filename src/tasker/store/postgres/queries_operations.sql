@@ -235,7 +235,8 @@ SELECT a.workflow_step_result_audit_uuid AS audit_uuid, a.workflow_step_uuid,
 FROM workflow_step_result_audit a
 JOIN workflow_steps s ON s.workflow_step_uuid = a.workflow_step_uuid
 LEFT JOIN workflow_step_transitions tr
-       ON tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
+       ON tr.workflow_step_uuid = a.workflow_step_uuid
+      AND tr.workflow_step_transition_uuid = a.workflow_step_transition_uuid
 WHERE a.workflow_step_uuid = :workflow_step_uuid AND a.task_uuid = :task_uuid
 ORDER BY a.recorded_at, a.attempt, a.workflow_step_result_audit_uuid;
 

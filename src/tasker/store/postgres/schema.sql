@@ -47,7 +47,11 @@ CREATE TABLE tasks (
     transition_count       integer NOT NULL DEFAULT 0,
     state_entered_at       timestamptz NOT NULL,
     created_at             timestamptz NOT NULL,
-    updated_at             timestamptz NOT NULL
+    updated_at             timestamptz NOT NULL,
+    last_event             text,                   -- the last transition's event, metadata,
+    last_metadata          jsonb,                  -- uuid and processor: the trigger below copies
+    last_transition_uuid   text,                   -- them into the transition row it appends
+    last_processor_uuid    text
 );
 CREATE INDEX tasks_state_idx ON tasks (state, created_at);
 CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
@@ -83,12 +87,19 @@ CREATE TABLE workflow_steps (
     created_at               timestamptz NOT NULL,
     updated_at               timestamptz NOT NULL,
     step_seq                 bigint GENERATED ALWAYS AS IDENTITY,  -- insertion order (SQLite: rowid)
+    last_event               text,               -- as in tasks: what the transition trigger copies
+    last_metadata            jsonb,
+    last_transition_uuid     text,
     UNIQUE (task_uuid, name)
 );
 CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
-CREATE INDEX workflow_steps_claim_idx ON workflow_steps (state, namespace, priority, enqueued_at);
-CREATE INDEX workflow_steps_retry_idx ON workflow_steps (state, next_retry_at);
-CREATE INDEX workflow_steps_lease_idx ON workflow_steps (state, lease_expires_at);
+-- Partial indexes: the claimable queue in claim order, due retries, running steps' leases.
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (priority DESC, enqueued_at)
+    WHERE state = 'enqueued';
+CREATE INDEX workflow_steps_retry_idx ON workflow_steps (next_retry_at)
+    WHERE state IN ('waiting_for_retry', 'pending') AND next_retry_at IS NOT NULL;
+CREATE INDEX workflow_steps_lease_idx ON workflow_steps (lease_expires_at)
+    WHERE state = 'in_progress';
 
 CREATE TABLE workflow_step_edges (
     from_step_uuid  text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
@@ -101,7 +112,7 @@ CREATE TABLE workflow_step_edges (
 CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
 
 CREATE TABLE task_transitions (
-    task_transition_uuid  text PRIMARY KEY,
+    task_transition_uuid  text NOT NULL,
     task_uuid             text NOT NULL REFERENCES tasks (task_uuid),
     from_state            text,
     to_state              text NOT NULL CHECK (to_state IN (
@@ -114,13 +125,13 @@ CREATE TABLE task_transitions (
     metadata              jsonb NOT NULL DEFAULT '{}',
     processor_uuid        text,
     created_at            timestamptz NOT NULL,
-    updated_at            timestamptz NOT NULL
+    updated_at            timestamptz NOT NULL,
+    PRIMARY KEY (task_uuid, sort_key)
 );
 CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent;
-CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
 
 CREATE TABLE workflow_step_transitions (
-    workflow_step_transition_uuid  text PRIMARY KEY,
+    workflow_step_transition_uuid  text NOT NULL,
     workflow_step_uuid             text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
     task_uuid                      text NOT NULL,
     from_state                     text,
@@ -133,10 +144,10 @@ CREATE TABLE workflow_step_transitions (
     most_recent                    boolean NOT NULL,
     metadata                       jsonb NOT NULL DEFAULT '{}',
     created_at                     timestamptz NOT NULL,
-    updated_at                     timestamptz NOT NULL
+    updated_at                     timestamptz NOT NULL,
+    PRIMARY KEY (workflow_step_uuid, sort_key)
 );
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent;
-CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  text PRIMARY KEY,
@@ -151,7 +162,6 @@ CREATE TABLE workflow_step_result_audit (
     attempt                          integer NOT NULL,
     UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
 );
-CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
 
 CREATE TABLE dlq_entries (
     dlq_entry_uuid        text PRIMARY KEY,
@@ -169,3 +179,54 @@ CREATE TABLE dlq_entries (
     updated_at            timestamptz NOT NULL
 );
 CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';
+
+-- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
+-- of the task or step row; inserting a row writes its initial null -> pending transition.
+
+CREATE FUNCTION tasker_task_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        UPDATE task_transitions SET most_recent = false, updated_at = NEW.updated_at
+        WHERE task_uuid = NEW.task_uuid AND most_recent;
+    END IF;
+    INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                                  sort_key, most_recent, metadata, processor_uuid, created_at,
+                                  updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.task_uuid,
+            CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END, NEW.state, NEW.last_event,
+            NEW.transition_count, true, COALESCE(NEW.last_metadata, '{}'),
+            NEW.last_processor_uuid, NEW.updated_at, NEW.updated_at);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
+FOR EACH ROW EXECUTE FUNCTION tasker_task_transition();
+
+CREATE TRIGGER tasks_transition AFTER UPDATE OF transition_count ON tasks
+FOR EACH ROW WHEN (NEW.transition_count <> OLD.transition_count)
+EXECUTE FUNCTION tasker_task_transition();
+
+CREATE FUNCTION tasker_step_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        UPDATE workflow_step_transitions SET most_recent = false, updated_at = NEW.updated_at
+        WHERE workflow_step_uuid = NEW.workflow_step_uuid AND most_recent;
+    END IF;
+    INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
+                                           task_uuid, from_state, to_state, event, sort_key,
+                                           most_recent, metadata, created_at, updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid,
+            CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END, NEW.state, NEW.last_event,
+            NEW.transition_count, true, COALESCE(NEW.last_metadata, '{}'),
+            NEW.updated_at, NEW.updated_at);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER workflow_steps_initial_transition AFTER INSERT ON workflow_steps
+FOR EACH ROW EXECUTE FUNCTION tasker_step_transition();
+
+CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps
+FOR EACH ROW WHEN (NEW.transition_count <> OLD.transition_count)
+EXECUTE FUNCTION tasker_step_transition();

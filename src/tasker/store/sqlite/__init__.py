@@ -190,8 +190,9 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed on {self.path}: {exc}") from exc
             self.stats.commits += 1
-        if tx.wake_namespaces:
-            self.notify_work()
+        wake = tx.wake_count()
+        if wake != 0:
+            self._wake_local(wake)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -207,10 +208,18 @@ class SqliteStore:
     # -- wake-ups -------------------------------------------------------------------------
 
     def notify_work(self) -> None:
-        """Wake idle workers of this process: new steps were enqueued."""
+        """Wake every idle worker of this process."""
+        self._wake_local(None)
+
+    def _wake_local(self, count: int | None) -> None:
+        """Announce work; wake ``count`` idle workers (``None``: all). A busy worker sees the
+        new sequence number before it next sleeps, so waking fewer loses no work."""
         with self._work:
             self._work_seq += 1
-            self._work.notify_all()
+            if count is None:
+                self._work.notify_all()
+            else:
+                self._work.notify(count)
 
     def work_sequence(self) -> int:
         return self._work_seq
@@ -224,11 +233,19 @@ class SqliteStore:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (no semicolons inside our literals)."""
+    """Split a migration file into statements; a trigger body's semicolons stay inside its
+    statement (``sqlite3.complete_statement`` decides where one ends)."""
     statements: list[str] = []
-    for chunk in script.split(";"):
-        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
-        text = "\n".join(lines).strip()
-        if text:
-            statements.append(text)
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and line.strip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            text = pending.strip()
+            if text.rstrip(";").strip():
+                statements.append(text)
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
     return statements

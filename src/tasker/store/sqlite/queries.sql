@@ -26,14 +26,16 @@ RETURNING named_task_uuid;
 SELECT named_task_uuid, configuration FROM named_tasks ORDER BY namespace, name, version;
 
 -- name: insert_task
--- A new task row; a duplicate identity_hash returns no row.
+-- A new task row (a trigger writes its initial transition); a duplicate identity_hash: no row.
 INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
                    identity_hash, initiator, source_system, reason, tags, priority,
                    correlation_id, parent_correlation_id, requested_at, complete,
-                   transition_count, state_entered_at, created_at, updated_at)
+                   transition_count, state_entered_at, created_at, updated_at, last_event,
+                   last_metadata, last_transition_uuid, last_processor_uuid)
 VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, 'pending', :context,
         :identity_hash, :initiator, :source_system, :reason, :tags, :priority,
-        :correlation_id, :parent_correlation_id, :now, 0, 0, :now, :now, :now)
+        :correlation_id, :parent_correlation_id, :now, 0, 1, :now, :now, :now, 'initial',
+        :metadata, :transition_uuid, :processor_uuid)
 ON CONFLICT (identity_hash) DO NOTHING
 RETURNING task_uuid;
 
@@ -50,12 +52,15 @@ SELECT * FROM tasks WHERE task_uuid = :task_uuid;
 SELECT state, namespace, named_task_uuid FROM tasks WHERE task_uuid = :task_uuid;
 
 -- name: insert_step
--- A new workflow step; (task, name) is unique, so a second insert of the same name is a no-op.
+-- A new workflow step (a trigger writes its initial transition); (task, name) is unique, so a
+-- second insert of the same name is a no-op.
 INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
                             state, retryable, max_attempts, attempts, in_process, processed,
-                            inputs, priority, transition_count, created_at, updated_at)
+                            inputs, priority, transition_count, created_at, updated_at,
+                            last_event, last_metadata, last_transition_uuid)
 VALUES (:workflow_step_uuid, :task_uuid, :name, :template_step_name, :namespace, 'pending',
-        :retryable, :max_attempts, 0, 0, 0, :inputs, :priority, 0, :now, :now)
+        :retryable, :max_attempts, 0, 0, 0, :inputs, :priority, 1, :now, :now,
+        'initial', :metadata, :transition_uuid)
 ON CONFLICT (task_uuid, name) DO NOTHING;
 
 -- name: insert_edge
@@ -95,43 +100,40 @@ WHERE s.task_uuid = :task_uuid
         AND p.state NOT IN ('complete', 'resolved_manually'))
 ORDER BY s.created_at, s.rowid;
 
+-- name: step_overview
+-- A task's ready steps (as ready_steps, oldest first) and its step counts by state, in one query:
+-- 'ready' rows first, then one 'count' row per state.
+SELECT 'ready' AS kind, s.workflow_step_uuid, s.state, 1 AS n, s.created_at, s.rowid AS seq
+FROM workflow_steps s
+WHERE s.task_uuid = :task_uuid
+  AND s.state IN ('pending', 'waiting_for_retry')
+  AND s.processed = 0 AND s.in_process = 0
+  AND (s.attempts = 0 OR (s.retryable = 1 AND s.attempts < s.max_attempts))
+  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'))
+UNION ALL
+SELECT 'count', NULL, state, COUNT(*), NULL, NULL FROM workflow_steps WHERE task_uuid = :task_uuid
+GROUP BY state
+ORDER BY kind DESC, created_at, seq;
+
 -- name: step_state_counts
 -- How many steps of a task are in each state.
 SELECT state, COUNT(*) AS n FROM workflow_steps WHERE task_uuid = :task_uuid GROUP BY state;
 
 -- name: bump_task
--- Compare-and-set a task's state; returns the new sort key, or no row if it moved first.
+-- Compare-and-set a task's state (a trigger appends the transition row); no row if it moved first.
 UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
     state_entered_at = :now, updated_at = :now,
+    last_event = :event, last_metadata = :metadata, last_transition_uuid = :transition_uuid,
+    last_processor_uuid = :processor_uuid,
     complete = CASE WHEN :to_state = 'complete' THEN 1 ELSE complete END,
     completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
 WHERE task_uuid = :task_uuid AND state = :from_state
 RETURNING transition_count;
-
--- name: retire_task_transition
--- The previous most recent task transition is no longer the most recent.
-UPDATE task_transitions SET most_recent = 0, updated_at = :now
-WHERE task_uuid = :task_uuid AND most_recent = 1;
-
--- name: insert_task_transition
--- Append one task transition row.
-INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
-                              sort_key, most_recent, metadata, processor_uuid, created_at, updated_at)
-VALUES (:uuid, :task_uuid, :from_state, :to_state, :event, :sort_key, 1, :metadata, :processor_uuid,
-        :now, :now);
-
--- name: retire_step_transition
--- The previous most recent step transition is no longer the most recent.
-UPDATE workflow_step_transitions SET most_recent = 0, updated_at = :now
-WHERE workflow_step_uuid = :workflow_step_uuid AND most_recent = 1;
-
--- name: insert_step_transition
--- Append one step transition row.
-INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
-                                       from_state, to_state, event, sort_key, most_recent, metadata,
-                                       created_at, updated_at)
-VALUES (:uuid, :workflow_step_uuid, :task_uuid, :from_state, :to_state, :event, :sort_key, 1,
-        :metadata, :now, :now);
 
 -- name: insert_result_audit
 -- One audit row per stored step result (states.md §3.2).
@@ -141,10 +143,18 @@ INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflo
 VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_uuid,
         :correlation_id, :success, :execution_time_ms, :attempt);
 
--- name: claim_candidates
--- Enqueued steps a worker may claim, by priority then age (SQLite: the write lock serialises claims).
-SELECT workflow_step_uuid, task_uuid, state, attempts FROM workflow_steps
-WHERE state = 'enqueued' AND (:any_namespace = 1 OR namespace IN (SELECT value FROM json_each(:namespaces)))
+-- name: claim_candidates_any
+-- Enqueued steps of any namespace, by priority then age, in the order of workflow_steps_claim_idx
+-- (SQLite: the write lock serialises claims).
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
+WHERE state = 'enqueued'
+ORDER BY priority DESC, enqueued_at
+LIMIT :limit;
+
+-- name: claim_candidates_in
+-- Enqueued steps of the given namespaces (a JSON list), by priority then age.
+SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
+WHERE state = 'enqueued' AND namespace IN (SELECT value FROM json_each(:namespaces))
 ORDER BY priority DESC, enqueued_at
 LIMIT :limit;
 

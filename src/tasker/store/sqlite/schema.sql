@@ -42,7 +42,11 @@ CREATE TABLE tasks (
     transition_count       INTEGER NOT NULL DEFAULT 0,
     state_entered_at       TEXT NOT NULL,
     created_at             TEXT NOT NULL,
-    updated_at             TEXT NOT NULL
+    updated_at             TEXT NOT NULL,
+    last_event             TEXT,                   -- the last transition's event, metadata (JSON),
+    last_metadata          TEXT,                   -- uuid and processor: the trigger below copies
+    last_transition_uuid   TEXT,                   -- them into the transition row it appends
+    last_processor_uuid    TEXT
 );
 CREATE INDEX tasks_state_idx ON tasks (state, created_at);
 CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
@@ -74,12 +78,19 @@ CREATE TABLE workflow_steps (
     transition_count         INTEGER NOT NULL DEFAULT 0,
     created_at               TEXT NOT NULL,
     updated_at               TEXT NOT NULL,
+    last_event               TEXT,               -- as in tasks: what the transition trigger copies
+    last_metadata            TEXT,
+    last_transition_uuid     TEXT,
     UNIQUE (task_uuid, name)
 );
 CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
-CREATE INDEX workflow_steps_claim_idx ON workflow_steps (state, namespace, priority, enqueued_at);
-CREATE INDEX workflow_steps_retry_idx ON workflow_steps (state, next_retry_at);
-CREATE INDEX workflow_steps_lease_idx ON workflow_steps (state, lease_expires_at);
+-- Partial indexes: the claimable queue in claim order, due retries, running steps' leases.
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (priority DESC, enqueued_at)
+    WHERE state = 'enqueued';
+CREATE INDEX workflow_steps_retry_idx ON workflow_steps (next_retry_at)
+    WHERE state IN ('waiting_for_retry', 'pending') AND next_retry_at IS NOT NULL;
+CREATE INDEX workflow_steps_lease_idx ON workflow_steps (lease_expires_at)
+    WHERE state = 'in_progress';
 
 CREATE TABLE workflow_step_edges (
     from_step_uuid  TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
@@ -92,7 +103,7 @@ CREATE TABLE workflow_step_edges (
 CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
 
 CREATE TABLE task_transitions (
-    task_transition_uuid  TEXT PRIMARY KEY,
+    task_transition_uuid  TEXT NOT NULL,
     task_uuid             TEXT NOT NULL REFERENCES tasks (task_uuid),
     from_state            TEXT,
     to_state              TEXT NOT NULL CHECK (to_state IN (
@@ -105,13 +116,13 @@ CREATE TABLE task_transitions (
     metadata              TEXT NOT NULL DEFAULT '{}',
     processor_uuid        TEXT,
     created_at            TEXT NOT NULL,
-    updated_at            TEXT NOT NULL
-);
+    updated_at            TEXT NOT NULL,
+    PRIMARY KEY (task_uuid, sort_key)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent = 1;
-CREATE UNIQUE INDEX task_transitions_sort_idx ON task_transitions (task_uuid, sort_key);
 
 CREATE TABLE workflow_step_transitions (
-    workflow_step_transition_uuid  TEXT PRIMARY KEY,
+    workflow_step_transition_uuid  TEXT NOT NULL,
     workflow_step_uuid             TEXT NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
     task_uuid                      TEXT NOT NULL,
     from_state                     TEXT,
@@ -124,10 +135,10 @@ CREATE TABLE workflow_step_transitions (
     most_recent                    INTEGER NOT NULL,
     metadata                       TEXT NOT NULL DEFAULT '{}',
     created_at                     TEXT NOT NULL,
-    updated_at                     TEXT NOT NULL
-);
+    updated_at                     TEXT NOT NULL,
+    PRIMARY KEY (workflow_step_uuid, sort_key)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent = 1;
-CREATE UNIQUE INDEX workflow_step_transitions_sort_idx ON workflow_step_transitions (workflow_step_uuid, sort_key);
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  TEXT PRIMARY KEY,
@@ -142,7 +153,6 @@ CREATE TABLE workflow_step_result_audit (
     attempt                          INTEGER NOT NULL,
     UNIQUE (workflow_step_uuid, workflow_step_transition_uuid)
 );
-CREATE INDEX workflow_step_result_audit_step_idx ON workflow_step_result_audit (workflow_step_uuid);
 
 CREATE TABLE dlq_entries (
     dlq_entry_uuid        TEXT PRIMARY KEY,
@@ -160,3 +170,52 @@ CREATE TABLE dlq_entries (
     updated_at            TEXT NOT NULL
 );
 CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';
+
+-- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
+-- of the task or step row; inserting a row writes its initial null -> pending transition.
+
+CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
+BEGIN
+    INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                                  sort_key, most_recent, metadata, processor_uuid, created_at,
+                                  updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.task_uuid, NULL, NEW.state, NEW.last_event,
+            NEW.transition_count, 1, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
+            NEW.updated_at);
+END;
+
+CREATE TRIGGER tasks_transition AFTER UPDATE OF transition_count ON tasks
+WHEN NEW.transition_count <> OLD.transition_count
+BEGIN
+    UPDATE task_transitions SET most_recent = 0, updated_at = NEW.updated_at
+    WHERE task_uuid = NEW.task_uuid AND most_recent = 1;
+    INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                                  sort_key, most_recent, metadata, processor_uuid, created_at,
+                                  updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.task_uuid, OLD.state, NEW.state, NEW.last_event,
+            NEW.transition_count, 1, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
+            NEW.updated_at);
+END;
+
+CREATE TRIGGER workflow_steps_initial_transition AFTER INSERT ON workflow_steps
+BEGIN
+    INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
+                                           task_uuid, from_state, to_state, event, sort_key,
+                                           most_recent, metadata, created_at, updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, NULL, NEW.state,
+            NEW.last_event, NEW.transition_count, 1, NEW.last_metadata, NEW.updated_at,
+            NEW.updated_at);
+END;
+
+CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps
+WHEN NEW.transition_count <> OLD.transition_count
+BEGIN
+    UPDATE workflow_step_transitions SET most_recent = 0, updated_at = NEW.updated_at
+    WHERE workflow_step_uuid = NEW.workflow_step_uuid AND most_recent = 1;
+    INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
+                                           task_uuid, from_state, to_state, event, sort_key,
+                                           most_recent, metadata, created_at, updated_at)
+    VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, OLD.state,
+            NEW.state, NEW.last_event, NEW.transition_count, 1, NEW.last_metadata,
+            NEW.updated_at, NEW.updated_at);
+END;

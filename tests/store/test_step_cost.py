@@ -1,0 +1,121 @@
+"""What one step costs in SQL, pinned so that a change which adds statements to the hot path
+fails here rather than only in the benchmarks (docs/performance.md).
+
+A 4-step chain runs through the same calls a worker thread makes (claim, read the handler's
+context, submit and claim the next step in one transaction), in one thread, so the count is
+exact: no idle claims, no maintenance loop. The bounds leave some room over today's counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tasker.domain.model import Claim, TaskRequest
+from tasker.orchestration.creation import create_task
+from tasker.orchestration.steps import claim_step_rows, submit_result
+from tasker.orchestration.templates import TemplateCache
+from tasker.store import Store, Transaction, open_store
+from tasker.templates import load_template_text
+from tasker.worker.runner import build_task_sequence_step
+
+NOW = datetime(2026, 1, 6, 12, 0, 0, tzinfo=UTC)
+CHAIN = """
+name: chain
+namespace_name: cost
+version: "1.0.0"
+steps:
+  - {name: s1, handler: {callable: cost.step}}
+  - {name: s2, dependencies: [s1], handler: {callable: cost.step}}
+  - {name: s3, dependencies: [s2], handler: {callable: cost.step}}
+  - {name: s4, dependencies: [s3], handler: {callable: cost.step}}
+"""
+STEPS = 4
+# Today 16 (PostgreSQL 16.25: its pg_notify); 33 when each state change took 3 statements.
+MAX_STATEMENTS_PER_STEP = 19.0
+# 6 commits for 4 steps: the creation, the first claim, 4 submits (each with the next claim).
+MAX_COMMITS_PER_STEP = 1.5
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def claim_and_read(tx: Transaction, templates: TemplateCache) -> Claim | None:
+    """Claim a step and read its handler's context, as a worker thread does (which also
+    keeps recently read task rows; not here, so every step reads its task)."""
+    claims = claim_step_rows(
+        tx, namespaces=None, limit=1, worker_id="w1", lease_timeout_s=30.0, now=NOW
+    )
+    if not claims:
+        return None
+    claim, step = claims[0]
+    build_task_sequence_step(tx, templates, claim, step=step)
+    return claim
+
+
+def test_a_chain_step_costs_a_bounded_number_of_statements_and_one_commit(
+    store: Store,
+) -> None:
+    templates = TemplateCache("test")
+    with store.transaction() as tx:
+        templates.register(tx, load_template_text(CHAIN, "chain.yaml"))
+    statements, commits = store.stats.statements, store.stats.commits
+
+    with store.transaction() as tx:
+        created = create_task(tx, templates, TaskRequest(name="chain", namespace="cost"), NOW)
+    with store.transaction() as tx:
+        claim = claim_and_read(tx, templates)
+    ran = 0
+    while claim is not None:
+        ran += 1
+        document = {"success": True, "result": {"n": ran}, "metadata": {}}
+        with store.transaction() as tx:
+            submit_result(tx, templates, claim, document, NOW, jitter=False)
+            claim = claim_and_read(tx, templates)
+    with store.read() as tx:
+        task = tx.get_task(created.task_uuid)
+
+    per_step = (store.stats.statements - statements - 1) / STEPS  # minus the final read
+    commits_per_step = (store.stats.commits - commits) / STEPS
+    assert ran == STEPS
+    assert task is not None
+    assert task.state.value == "complete"
+    assert per_step <= MAX_STATEMENTS_PER_STEP, f"{per_step:.2f} statements per step"
+    assert commits_per_step <= MAX_COMMITS_PER_STEP, f"{commits_per_step:.2f} commits per step"
+
+
+FORK = """
+name: fork
+namespace_name: cost
+version: "1.0.0"
+steps:
+  - {name: left, handler: {callable: cost.step}}
+  - {name: right, handler: {callable: cost.step}}
+"""
+
+
+def test_a_transaction_wakes_one_worker_per_new_step_it_did_not_claim_itself(
+    store: Store,
+) -> None:
+    templates = TemplateCache("test")
+    with store.transaction() as tx:
+        templates.register(tx, load_template_text(FORK, "fork.yaml"))
+        quiet = tx.wake_count()
+    with store.transaction() as tx:
+        create_task(tx, templates, TaskRequest(name="fork", namespace="cost"), NOW)
+        after_enqueue = tx.wake_count()
+        claim_and_read(tx, templates)
+        after_claim = tx.wake_count()
+    with store.transaction() as tx:
+        tx.wake_namespaces.add("cost")  # announced without counting steps
+        uncounted = tx.wake_count()
+
+    assert (quiet, after_enqueue, after_claim, uncounted) == (0, 2, 1, None)
