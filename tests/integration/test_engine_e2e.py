@@ -17,6 +17,7 @@ from tests.integration.conftest import (
     MakeTasker,
     audit_rows,
     dlq_rows,
+    rows,
     run_task,
     step_trail,
     table_counts,
@@ -318,6 +319,12 @@ def test_handler_running_past_its_timeout_fails_with_timeout_and_is_retried(
     first, second = recorder.marks_of(view.task_uuid, "slow", "start")
     assert second.at - first.at >= 1.0  # timeout_seconds: 1
     assert [bool(r["success"]) for r in audit_rows(app, step.step_uuid)] == [False, True]
+    (timed_out,) = [
+        r["execution_time_ms"]
+        for r in rows(app, "SELECT success, execution_time_ms FROM workflow_step_result_audit")
+        if not r["success"]
+    ]
+    assert timed_out >= 1000.0, "a timed-out run reports how long it ran, not 0 ms"
 
 
 # -- two parents finishing at the same moment ----------------------------------------------------

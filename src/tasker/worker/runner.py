@@ -188,6 +188,8 @@ class _Run:
     deadline: float
     thread: threading.Thread
     abandoned: bool = False
+    started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -502,9 +504,10 @@ class WorkerPool:
                     "step handler timed out", error_type="timeout", retryable=True
                 ),
                 step_uuid=run.claim.step_uuid,
-                execution_time_ms=0.0,
+                # The run lasted at least until its deadline; analytics must not see it as fast.
+                execution_time_ms=(now_mono - run.started) * 1000.0,
                 worker_id=self.settings.worker_id,
-                started_at=_now(),
+                started_at=run.started_at,
                 completed_at=_now(),
             )
             self._submit(run.claim, document, {"task": {"task": {}}})
