@@ -160,6 +160,7 @@ class Tasker:
         # Tasker.wait's per-task events, set after a commit that settled the task.
         self._waiters: dict[str, list[threading.Event]] = {}
         self._waiters_lock = threading.Lock()
+        self._subscribed = False
         self._pool: WorkerPool | None = None
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
@@ -239,7 +240,9 @@ class Tasker:
 
         A transaction of this process that settles the task wakes the waiter at once: its
         event is registered before the task is read, so no wake-up falls between the read and
-        the wait. Tasks settled by other processes are seen within ``_WAIT_POLL_S``.
+        the wait. On PostgreSQL a task settled by another process wakes it through ``NOTIFY``;
+        a lost notification (or SQLite across processes) is caught by a re-read every
+        ``_WAIT_POLL_S``.
 
         Raises:
             TaskNotFound: no such task.
@@ -247,6 +250,10 @@ class Tasker:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         event = threading.Event()
         with self._waiters_lock:
+            if not self._subscribed:
+                # Subscribed at the first wait: a process that never waits needs no listener.
+                self._subscribed = True
+                self.store.on_settled(self._settled_in)
             self._waiters.setdefault(task_uuid, []).append(event)
         try:
             while True:

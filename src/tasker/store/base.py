@@ -7,6 +7,7 @@ backend differs only in how it opens connections, locks and wakes workers, which
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -48,6 +49,11 @@ class Store(Protocol):
 
     def wait_for_work(self, seen: int, timeout_s: float) -> int:
         """Sleep until work is announced after ``seen`` or ``timeout_s`` passes."""
+        ...
+
+    def on_settled(self, callback: Callable[[Iterable[str]], None]) -> None:
+        """Call ``callback`` with the uuids of tasks that another process settled (best effort:
+        a backend without cross-process notifications never calls it; waiters poll anyway)."""
         ...
 
     def close(self) -> None: ...

@@ -21,7 +21,7 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,8 @@ log = logging.getLogger("tasker.store.postgres")
 
 _HERE = Path(__file__).parent
 _CHANNEL = "tasker_work"
+_SETTLED_CHANNEL = "tasker_settled"
+_SETTLED_PER_NOTIFY = 200  # uuids per payload: PostgreSQL caps a payload at 8000 bytes
 # Key of the advisory lock that serialises migrations across processes ("tasker" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7461736B6572
 
@@ -185,6 +187,7 @@ class PostgresStore:
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
         self._listener_lock = threading.Lock()
+        self._settled_callbacks: list[Callable[[Iterable[str]], None]] = []
         # close() notifies this channel, private to this store, to end the listener at once.
         self._stop_channel = f"tasker_stop_{uuid.uuid4().hex}"
         if migrate:
@@ -331,6 +334,7 @@ class PostgresStore:
             try:
                 yield tx
                 wake = tx.wake_count()
+                notices: list[tuple[str, str]] = []
                 if wake != 0:
                     payload = "|".join(
                         (
@@ -339,9 +343,20 @@ class PostgresStore:
                             ",".join(sorted(tx.wake_namespaces)),
                         )
                     )
+                    notices.append((_CHANNEL, payload))
+                settled = sorted(tx.settled_tasks)
+                for start in range(0, len(settled), _SETTLED_PER_NOTIFY):
+                    chunk = settled[start : start + _SETTLED_PER_NOTIFY]
+                    notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
+                if notices:
+                    # One statement for all of them; delivered to listeners at commit.
                     tx.execute(
-                        "SELECT pg_notify(%(channel)s, %(payload)s)",
-                        {"channel": _CHANNEL, "payload": payload},
+                        "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[],"
+                        " %(payloads)s::text[]) AS n(c, p)",
+                        {
+                            "channels": [c for c, _ in notices],
+                            "payloads": [p for _, p in notices],
+                        },
                     )
             except BaseException:
                 self._end(conn, "ROLLBACK")
@@ -390,6 +405,22 @@ class PostgresStore:
                 self._work.notify_all()
             else:
                 self._work.notify(count)
+
+    def on_settled(self, callback: Callable[[Iterable[str]], None]) -> None:
+        """Call ``callback`` with the tasks other processes settle (from the LISTEN thread)."""
+        self._settled_callbacks.append(callback)
+        self._ensure_listener()
+
+    def _on_settled_notify(self, payload: str) -> None:
+        sender, _, uuids = payload.partition("|")
+        if sender == self.processor_uuid or not uuids:
+            return  # this process woke its own waiters after its commit
+        task_uuids = uuids.split(",")
+        for callback in list(self._settled_callbacks):
+            try:
+                callback(task_uuids)
+            except Exception:
+                log.exception("a settled-task callback failed")
 
     def _on_notify(self, payload: str) -> None:
         """A ``NOTIFY`` arrived: ``sender|count|namespaces`` from a transaction (ignored when
@@ -459,6 +490,7 @@ class PostgresStore:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute("LISTEN tasker_work")
+                    conn.execute("LISTEN tasker_settled")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     delay = 0.5
                     self._wake_local()  # whatever was announced while we were not listening
@@ -466,7 +498,10 @@ class PostgresStore:
                         for notify in conn.notifies(timeout=1.0):
                             if self._stopping.is_set():
                                 break
-                            self._on_notify(notify.payload)
+                            if notify.channel == _SETTLED_CHANNEL:
+                                self._on_settled_notify(notify.payload)
+                            else:
+                                self._on_notify(notify.payload)
             except psycopg.Error as exc:
                 if self._stopping.is_set():
                     return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +110,9 @@ class SqliteStore:
         with self._connections_lock:
             self._connections.append(conn)
         return conn
+
+    def on_settled(self, callback: Callable[[Iterable[str]], None]) -> None:
+        """Nothing to subscribe to: SQLite has no notifications between processes."""
 
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
