@@ -26,10 +26,26 @@ __all__ = ["SqliteDialect", "SqliteStore"]
 _HERE = Path(__file__).parent
 
 
+# json.dumps with non-default arguments builds a new JSONEncoder per call; one shared encoder
+# (stateless, so safe across threads) gives the same text for a fraction of the cost.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+# The last timestamp formatted and its text: one transaction formats the same ``now`` for most
+# of its parameters. A tuple is replaced atomically, so threads never see a mismatched pair.
+_last_ts: tuple[datetime | None, str] = (None, "")
+
+
 def _format_ts(value: datetime) -> str:
+    global _last_ts
+    last = _last_ts
+    if last[0] is value:
+        return last[1]
+    original = value
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    text = value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_ts = (original, text)
+    return text
 
 
 class SqliteDialect:
@@ -39,7 +55,7 @@ class SqliteDialect:
         return f":{name}"
 
     def json_param(self, value: Any) -> Any:
-        return json.dumps(value, separators=(",", ":"))
+        return _JSON_ENCODER.encode(value)
 
     def json_value(self, value: Any) -> Any:
         return None if value is None else json.loads(value)
