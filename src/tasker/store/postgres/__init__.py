@@ -66,6 +66,7 @@ def to_psycopg_placeholders(sql: str) -> str:
 # (stateless, safe across threads) gives the same text for a fraction of the cost.
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
+
 class PostgresDialect:
     """Values travel as native types; JSON goes as text and is cast ``::jsonb`` in the SQL.
 
