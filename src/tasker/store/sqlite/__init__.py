@@ -8,6 +8,7 @@ still serialise on SQLite's own lock (busy timeout) and obey every compare-and-s
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,17 @@ from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
 __all__ = ["SqliteDialect", "SqliteStore"]
 
 _HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
+
+# WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
+# threshold, i.e. under this process's write lock, and with synchronous=NORMAL it fsyncs the
+# database file there: every writer queued behind the lock waits for that fsync. Instead the
+# committing thread runs a PASSIVE checkpoint (what the automatic one does) after it has
+# released the write lock, every _CHECKPOINT_EVERY commits (a step writes about ten WAL pages,
+# so about SQLite's default of 1,000 pages). The automatic checkpoint stays, at a higher
+# threshold, only as a bound on the WAL for transactions much larger than a step.
+_CHECKPOINT_EVERY = 100
+_AUTOCHECKPOINT_PAGES = 10_000
 
 
 # json.dumps with non-default arguments builds a new JSONEncoder per call; one shared encoder
@@ -83,6 +95,7 @@ class SqliteStore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._since_checkpoint = 0  # commits since the last checkpoint; under _write_lock
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._queries = load_query_files(_HERE)
@@ -120,6 +133,7 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._local.conn = conn
@@ -206,9 +220,23 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed on {self.path}: {exc}") from exc
             self.stats.commits += 1
+            self._since_checkpoint += 1
+            checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY
+            if checkpoint:
+                self._since_checkpoint = 0
+        if checkpoint:
+            self._checkpoint(conn)
         wake = tx.wake_count()
         if wake != 0:
             self._wake_local(wake)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy committed WAL frames into the database file, outside the write lock. PASSIVE
+        never blocks writers or readers; what it cannot copy now, a later one will."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the commit stands; only the checkpoint is postponed
+            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
