@@ -93,9 +93,24 @@ class Dialect(Protocol):
     def bool_param(self, value: bool) -> Any: ...
 
 
+# The last ``now`` whose ISO text a transition's metadata used: a transaction writes several
+# transitions with the same ``now``. Replaced as one tuple, so threads never see a mixed pair.
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
+def _iso(now: datetime) -> str:
+    global _last_iso
+    last = _last_iso
+    if last[0] is now:
+        return last[1]
+    text = now.isoformat()
+    _last_iso = (now, text)
+    return text
+
+
 def _transition_metadata(event: str, now: datetime, extra: JSONObject | None) -> JSONObject:
     """A transition row's metadata: the event and its time, then the caller's keys."""
-    meta: JSONObject = {"event": event, "timestamp": now.isoformat()}
+    meta: JSONObject = {"event": event, "timestamp": _iso(now)}
     if extra:
         meta.update(extra)
     return meta

@@ -64,6 +64,11 @@ def to_psycopg_placeholders(sql: str) -> str:
     return _TOKEN.sub(lambda m: f"%({m.group(1)})s" if m.group(1) else m.group(0), escaped)
 
 
+# json.dumps with non-default arguments builds a new JSONEncoder per call; a shared one
+# (stateless, safe across threads) gives the same text for a fraction of the cost.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 class PostgresDialect:
     """Values travel as native types; JSON goes as text and is cast ``::jsonb`` in the SQL.
 
@@ -77,7 +82,7 @@ class PostgresDialect:
         return f"%({name})s::jsonb" if kind == "json" else f"%({name})s"
 
     def json_param(self, value: Any) -> Any:
-        return json.dumps(value, separators=(",", ":"))
+        return _JSON_ENCODER.encode(value)
 
     def json_value(self, value: Any) -> Any:
         return value  # psycopg has already parsed jsonb

@@ -8,6 +8,7 @@ still serialise on SQLite's own lock (busy timeout) and obey every compare-and-s
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -24,12 +25,39 @@ from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
 __all__ = ["SqliteDialect", "SqliteStore"]
 
 _HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
+
+# WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
+# threshold, i.e. under this process's write lock, and with synchronous=NORMAL it fsyncs the
+# database file there: every writer queued behind the lock waits for that fsync. Instead the
+# committing thread runs a PASSIVE checkpoint (what the automatic one does) after it has
+# released the write lock, every _CHECKPOINT_EVERY commits (a step writes about ten WAL pages,
+# so about SQLite's default of 1,000 pages). The automatic checkpoint stays, at a higher
+# threshold, only as a bound on the WAL for transactions much larger than a step.
+_CHECKPOINT_EVERY = 100
+_AUTOCHECKPOINT_PAGES = 10_000
+
+
+# json.dumps with non-default arguments builds a new JSONEncoder per call; one shared encoder
+# (stateless, so safe across threads) gives the same text for a fraction of the cost.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+# The last timestamp formatted and its text: one transaction formats the same ``now`` for most
+# of its parameters. A tuple is replaced atomically, so threads never see a mismatched pair.
+_last_ts: tuple[datetime | None, str] = (None, "")
 
 
 def _format_ts(value: datetime) -> str:
+    global _last_ts
+    last = _last_ts
+    if last[0] is value:
+        return last[1]
+    original = value
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    text = value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_ts = (original, text)
+    return text
 
 
 class SqliteDialect:
@@ -39,7 +67,7 @@ class SqliteDialect:
         return f":{name}"
 
     def json_param(self, value: Any) -> Any:
-        return json.dumps(value, separators=(",", ":"))
+        return _JSON_ENCODER.encode(value)
 
     def json_value(self, value: Any) -> Any:
         return None if value is None else json.loads(value)
@@ -67,6 +95,7 @@ class SqliteStore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._since_checkpoint = 0  # commits since the last checkpoint; under _write_lock
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._queries = load_query_files(_HERE)
@@ -104,6 +133,7 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._local.conn = conn
@@ -193,9 +223,23 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed on {self.path}: {exc}") from exc
             self.stats.commits += 1
+            self._since_checkpoint += 1
+            checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY
+            if checkpoint:
+                self._since_checkpoint = 0
+        if checkpoint:
+            self._checkpoint(conn)
         wake = tx.wake_count()
         if wake != 0:
             self._wake_local(wake)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy committed WAL frames into the database file, outside the write lock. PASSIVE
+        never blocks writers or readers; what it cannot copy now, a later one will."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the commit stands; only the checkpoint is postponed
+            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
