@@ -55,6 +55,7 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_state_idx ON tasks (state, created_at);
 CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
+CREATE INDEX tasks_created_at_idx ON tasks (created_at);
 
 CREATE TABLE workflow_steps (
     workflow_step_uuid       text PRIMARY KEY,
