@@ -60,8 +60,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasker.domain.model import JSONObject
-from tasker.orchestration.queries import clamp_page, to_json
+from tasker.orchestration.queries import JsonShape, clamp_page
 from tasker.store.base import Transaction
 
 __all__ = [
@@ -100,17 +99,8 @@ HIGH_POOL_UTILIZATION = 0.8
 """Pool utilization from which a recommendation suggests a larger pool."""
 
 
-class _JsonShape:
-    __slots__ = ()
-
-    def to_dict(self) -> JSONObject:
-        """The JSON form (datetimes as ISO-8601 strings)."""
-        out: JSONObject = to_json(self)
-        return out
-
-
 @dataclass(frozen=True, slots=True)
-class PerformanceMetrics(_JsonShape):
+class PerformanceMetrics(JsonShape):
     """Task outcomes, durations, throughput and health over a window (rest-api.md §4)."""
 
     total_tasks: int
@@ -129,7 +119,7 @@ class PerformanceMetrics(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class SlowStep(_JsonShape):
+class SlowStep(JsonShape):
     """The executions of one template step (rest-api.md §4 ``slow_steps[]``)."""
 
     namespace_name: str
@@ -145,7 +135,7 @@ class SlowStep(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class SlowTask(_JsonShape):
+class SlowTask(JsonShape):
     """The finished tasks of one template (rest-api.md §4 ``slow_tasks[]``)."""
 
     namespace_name: str
@@ -161,7 +151,7 @@ class SlowTask(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceUtilization(_JsonShape):
+class ResourceUtilization(JsonShape):
     """Database pool use (0..1) and the health label of the last ``HEALTH_WINDOW_HOURS``."""
 
     database_pool_utilization: float
@@ -169,7 +159,7 @@ class ResourceUtilization(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class BottleneckAnalysis(_JsonShape):
+class BottleneckAnalysis(JsonShape):
     """The slowest steps and tasks, resources, and what to look at (rest-api.md §4)."""
 
     slow_steps: tuple[SlowStep, ...]

@@ -22,7 +22,7 @@ from tasker.domain.states import TaskEvent, TaskState
 from tasker.domain.template import Lifecycle
 from tasker.errors import ConfigError, IllegalTransition, NotFound
 from tasker.orchestration.lifecycle import move_task
-from tasker.orchestration.queries import clamp_page, to_json
+from tasker.orchestration.queries import JsonShape, clamp_page
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
 
@@ -124,17 +124,8 @@ class StalenessThresholds:
 DEFAULT_STALENESS_THRESHOLDS = StalenessThresholds()
 
 
-class _JsonShape:
-    __slots__ = ()
-
-    def to_dict(self) -> JSONObject:
-        """The JSON form (datetimes as ISO-8601 strings)."""
-        out: JSONObject = to_json(self)
-        return out
-
-
 @dataclass(frozen=True, slots=True)
-class DlqEntry(_JsonShape):
+class DlqEntry(JsonShape):
     """An investigation record (rest-api.md §4 ``DlqEntry``)."""
 
     dlq_entry_uuid: str
@@ -153,7 +144,7 @@ class DlqEntry(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class DlqStats(_JsonShape):
+class DlqStats(JsonShape):
     """Entries of one reason, counted by resolution status (rest-api.md §4 ``DlqStats``)."""
 
     dlq_reason: str
@@ -168,7 +159,7 @@ class DlqStats(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class DlqInvestigationQueueEntry(_JsonShape):
+class DlqInvestigationQueueEntry(JsonShape):
     """A pending entry with its triage priority (rest-api.md §4)."""
 
     dlq_entry_uuid: str
@@ -185,7 +176,7 @@ class DlqInvestigationQueueEntry(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class StalenessMonitoring(_JsonShape):
+class StalenessMonitoring(JsonShape):
     """An unfinished task measured against its staleness threshold (rest-api.md §4)."""
 
     task_uuid: str
@@ -200,7 +191,7 @@ class StalenessMonitoring(_JsonShape):
 
 
 @dataclass(frozen=True, slots=True)
-class StaleTask(_JsonShape):
+class StaleTask(JsonShape):
     """A task the detector found stale; ``moved`` is false on a dry run.
 
     ``trigger`` is ``time_in_state`` or ``max_lifetime``.

@@ -21,6 +21,7 @@ from tasker.store.base import Transaction
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "JsonShape",
     "StepAuditRecord",
     "StepDetail",
     "TaskDetail",
@@ -58,12 +59,23 @@ def to_json(value: Any) -> JSON:
     return value
 
 
+class JsonShape:
+    """Base of the read models: ``to_dict()`` is their JSON form (datetimes as ISO-8601)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> JSONObject:
+        """The JSON form (datetimes as ISO-8601 strings, tuples as lists)."""
+        out: JSONObject = to_json(self)
+        return out
+
+
 def _now(now: datetime | None) -> datetime:
     return datetime.now(UTC) if now is None else now
 
 
 @dataclass(frozen=True, slots=True)
-class StepDetail:
+class StepDetail(JsonShape):
     """One step with its readiness: the fields of StepResponse and StepReadiness."""
 
     step_uuid: str
@@ -88,14 +100,9 @@ class StepDetail:
     next_retry_at: datetime | None
     last_attempted_at: datetime | None
 
-    def to_dict(self) -> JSONObject:
-        """The JSON form (datetimes as ISO-8601 strings)."""
-        out: JSONObject = to_json(self)
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class TaskDetail:
+class TaskDetail(JsonShape):
     """One task with its step counts and §5.1 status: the fields of TaskResponse.
 
     ``steps`` is filled by ``task_detail`` (and by ``list_tasks(include_steps=True)``).
@@ -128,11 +135,6 @@ class TaskDetail:
     completion_percentage: float
     health_status: str
     steps: tuple[StepDetail, ...] = ()
-
-    def to_dict(self) -> JSONObject:
-        """The JSON form (datetimes as ISO-8601 strings, ``steps`` as a list)."""
-        out: JSONObject = to_json(self)
-        return out
 
 
 @dataclass(frozen=True, slots=True)
