@@ -110,3 +110,21 @@ def test_permanent_failure_keeps_the_checkpoint_for_inspection(
     assert step.checkpoint is not None
     assert step.checkpoint["cursor"] == LAST_CHECKPOINT
     assert step.checkpoint["accumulated_results"] == {"sum": sum(values()[:LAST_CHECKPOINT])}
+
+
+def test_an_oversized_checkpoint_fails_the_step_and_writes_nothing(
+    make_dynamic: MakeTasker, tmp_path: Path
+) -> None:
+    """R4.2: checkpoints have a size limit (the result limit); one over it is refused before it
+    is written and fails the step permanently, with a message that names the limit."""
+    app = make_dynamic("checkpointed_sum", max_result_bytes=4000)
+
+    view = run_dynamic(app, "checkpointed_sum", context(tmp_path / "j", checkpoint_padding=5000))
+
+    step = view.steps["sum_values"]
+    assert (step.state, step.attempts) == ("error", 1)
+    assert step.checkpoint is None
+    assert isinstance(step.error, dict)
+    assert step.error["error_type"] == "checkpoint_error"
+    assert step.error["retryable"] is False
+    assert "over the limit of 4000" in step.error["message"]

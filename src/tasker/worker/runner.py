@@ -358,6 +358,12 @@ class WorkerPool:
             result = self._call_once(definition, tss, loop)
             if run.abandoned or not is_checkpoint_yield(result):
                 break
+            oversized = self._oversized_checkpoint(result)
+            if oversized is not None:
+                result = StepHandlerResult.failure(
+                    oversized, error_type="checkpoint_error", retryable=False
+                )
+                break
             saved = self._checkpoint(claim, result)
             if saved is None:
                 result = StepHandlerResult.failure(
@@ -395,6 +401,17 @@ class WorkerPool:
         name = getattr(handler, "name", None) or type(handler).__name__
         context = StepContext.from_task_sequence_step(tss, str(name))
         return invoke_handler(handler, context, loop)
+
+    def _oversized_checkpoint(self, result: StepHandlerResult) -> str | None:
+        """Why a checkpoint is refused before it is written (R4.2: checkpoints have a size
+        limit, the result limit); ``None`` when it fits."""
+        size = len(json.dumps(result.result or {}, default=str).encode())
+        if size <= self.settings.max_result_bytes:
+            return None
+        return (
+            f"checkpoint is {size} bytes, over the limit of {self.settings.max_result_bytes}"
+            " (TASKER_MAX_RESULT_BYTES): keep accumulated_results small"
+        )
 
     def _checkpoint(self, claim: Claim, result: StepHandlerResult) -> JSONObject | None:
         data: dict[str, Any] = dict(result.result or {})
