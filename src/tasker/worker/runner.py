@@ -1,7 +1,10 @@
 """Worker threads: claim a step, run its handler, record the result through orchestration.
 
 Each thread loops claim → run → submit with its own store connection and its own event loop
-for ``async def`` handlers. A watchdog (``check_timeouts``, called by the runtime's maintenance
+for ``async def`` handlers. Results are group-committed: a thread whose handler finished while
+another thread's result transaction is open queues its result, and the next transaction
+records every queued result and claims the next step of each of their threads (one commit for
+several steps; see docs/decisions/0007-group-commit.md). A watchdog (``check_timeouts``, called by the runtime's maintenance
 loop) fails a run that outlives its timeout and starts a replacement thread, so capacity comes
 back even when a handler never returns (R8.3); the stuck thread's late result is refused by
 the claim's fencing token.
@@ -180,6 +183,19 @@ class _Job:
     step: StepTemplate
 
 
+@dataclass(eq=False)
+class _Submission:
+    """A result waiting for the group commit, and what its thread gets back."""
+
+    claim: Claim
+    document: JSONObject
+    correlation_id: str | None
+    claim_next: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # set (before ``done``) when this thread must commit the next group
+    job: _Job | None = None
+
+
 @dataclass
 class _Run:
     """One step run in flight on one thread."""
@@ -232,6 +248,10 @@ class WorkerPool:
         # change after creation, so the later steps of a task skip reading it again.
         self._tasks: dict[str, TaskRecord] = {}
         self._tasks_lock = threading.Lock()
+        # Group commit: results queued while a result transaction is open, and whether one is.
+        self._pending: list[_Submission] = []
+        self._pending_lock = threading.Lock()
+        self._committing = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -289,21 +309,26 @@ class WorkerPool:
         if tx is None:
             with self.store.transaction() as own:
                 return self._claim(own)
+        jobs = self._claim_jobs(tx, 1)
+        return jobs[0] if jobs else None
+
+    def _claim_jobs(self, tx: Transaction, limit: int) -> list[_Job]:
+        """Claim up to ``limit`` steps in ``tx``, each with what its handler will read."""
         claims = claim_step_rows(
             tx,
             namespaces=self.settings.namespaces,
-            limit=1,
+            limit=limit,
             worker_id=self.settings.worker_id,
             lease_timeout_s=self.settings.lease_timeout_s,
             now=_now(),
         )
-        if not claims:
-            return None
-        claim, step = claims[0]
-        tss, step_template = build_task_sequence_step(
-            tx, self.templates, claim, task=self._task(tx, claim.task_uuid), step=step
-        )
-        return _Job(claim, tss, step_template)
+        jobs = []
+        for claim, step in claims:
+            tss, step_template = build_task_sequence_step(
+                tx, self.templates, claim, task=self._task(tx, claim.task_uuid), step=step
+            )
+            jobs.append(_Job(claim, tss, step_template))
+        return jobs
 
     def _task(self, tx: Transaction, task_uuid: str) -> TaskRecord | None:
         """The task's row, from the cache of recently claimed tasks or read in ``tx``."""
@@ -443,40 +468,92 @@ class WorkerPool:
         self, claim: Claim, document: JSONObject, tss: JSONObject, *, claim_next: bool = False
     ) -> _Job | None:
         """Record a result; with ``claim_next``, claim this thread's next step in the same
-        transaction (one commit per step instead of two)."""
-        correlation_id = tss["task"]["task"].get("correlation_id")
-        job: _Job | None = None
-        settled: set[str] = set()
+        transaction (one commit per step instead of two).
 
-        def record() -> ResultOutcome:
-            nonlocal job, settled
+        Group commit: if no result transaction is open, this thread opens one for every result
+        queued so far (its own included); otherwise it queues its result and waits for the
+        thread that commits the next group. Either way it returns once its result is committed
+        (or given up, as before, after logging why).
+        """
+        item = _Submission(claim, document, tss["task"]["task"].get("correlation_id"), claim_next)
+        with self._pending_lock:
+            self._pending.append(item)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            item.done.wait()
+            if not item.lead:
+                return item.job
+        with self._pending_lock:
+            group, self._pending = self._pending, []
+        self._commit_group(group)
+        with self._pending_lock:
+            if self._pending:  # queued meanwhile: their first thread commits the next group
+                successor = self._pending[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._committing = False
+        for other in group:
+            if other is not item:
+                other.done.set()
+        return item.job
+
+    def _commit_group(self, group: list[_Submission]) -> None:
+        """Record every result of ``group`` in one transaction and claim a next step for each
+        thread that wants one; a group that fails is retried one result at a time."""
+        settled: set[str] = set()
+        wanted = [item for item in group if item.claim_next]
+        # Lock tasks in one order everywhere, so two processes' groups cannot deadlock.
+        ordered = sorted(group, key=lambda item: item.claim.task_uuid)
+
+        def record() -> tuple[list[ResultOutcome], list[_Job]]:
+            nonlocal settled
             with self.store.transaction() as tx:
                 settled = tx.settled_tasks
-                outcome = submit_result(
-                    tx,
-                    self.templates,
-                    claim,
-                    document,
-                    _now(),
-                    jitter=self.settings.jitter,
-                    correlation_id=correlation_id,
+                outcomes = [
+                    submit_result(
+                        tx,
+                        self.templates,
+                        item.claim,
+                        item.document,
+                        _now(),
+                        jitter=self.settings.jitter,
+                        correlation_id=item.correlation_id,
+                    )
+                    for item in ordered
+                ]
+                jobs = (
+                    self._claim_jobs(tx, len(wanted))
+                    if wanted and not self._stopping.is_set()
+                    else []
                 )
-                if claim_next and not self._stopping.is_set():
-                    job = self._claim(tx)
-            return outcome
+            return outcomes, jobs
 
+        what = (
+            f"recording the result of step {group[0].claim.step_uuid}"
+            if len(group) == 1
+            else f"recording the results of {len(group)} steps"
+        )
         try:
-            outcome = self._retrying(record, f"recording the result of step {claim.step_uuid}")
+            outcomes, jobs = self._retrying(record, what)
         except Exception:
-            log.exception("recording the result of step %s failed", claim.step_uuid)
-            return None
-        if outcome is ResultOutcome.REFUSED:
-            log.warning(
-                "result of step %s refused: its claim is no longer current", claim.step_uuid
-            )
+            if len(group) > 1:  # one bad result must not lose the others
+                for item in group:
+                    self._commit_group([item])
+                return
+            log.exception("%s failed", what)
+            return
+        for item, outcome in zip(ordered, outcomes, strict=True):
+            if outcome is ResultOutcome.REFUSED:
+                log.warning(
+                    "result of step %s refused: its claim is no longer current",
+                    item.claim.step_uuid,
+                )
+        for item, job in zip(wanted, jobs, strict=False):
+            item.job = job
         for task_uuid in settled:
             self._on_settled(task_uuid)
-        return job
 
     def _retrying(self, action: Callable[[], _T], what: str) -> _T:
         """Run a write transaction, redoing it while the store is unavailable (R3.1).
