@@ -102,8 +102,11 @@ def test_sqlite_migrating_again_applies_nothing(tmp_path: Path) -> None:
 
 def pg_schema(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
-        "columns": "SELECT table_name, column_name, ordinal_position, data_type, is_nullable,"
-        " column_default, is_identity, identity_generation FROM information_schema.columns"
+        # Column order by rank: a dropped column leaves a gap in ordinal_position.
+        "columns": "SELECT table_name, column_name,"
+        " row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position), data_type,"
+        " is_nullable, column_default, is_identity, identity_generation"
+        " FROM information_schema.columns"
         " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
         "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes"
         " WHERE schemaname = 'public' ORDER BY tablename, indexname",

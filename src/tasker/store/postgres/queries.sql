@@ -235,15 +235,18 @@ VALUES (:uuid, :task_uuid, :original_state, :dlq_reason, :now, 'pending', :task_
 ON CONFLICT DO NOTHING;
 
 -- name: task_transitions
--- A task's transition rows in order.
-SELECT task_uuid AS entity_uuid, from_state, to_state, event, sort_key, most_recent, metadata, created_at
-FROM task_transitions WHERE task_uuid = :task_uuid ORDER BY sort_key;
+-- A task's transition rows in order; the most recent is the one at the task's transition_count.
+SELECT x.task_uuid AS entity_uuid, x.from_state, x.to_state, x.event, x.sort_key,
+       x.sort_key = t.transition_count AS most_recent, x.metadata, x.created_at
+FROM task_transitions x JOIN tasks t ON t.task_uuid = x.task_uuid
+WHERE x.task_uuid = :task_uuid ORDER BY x.sort_key;
 
 -- name: step_transitions
--- A step's transition rows in order.
-SELECT workflow_step_uuid AS entity_uuid, from_state, to_state, event, sort_key, most_recent, metadata,
-       created_at
-FROM workflow_step_transitions WHERE workflow_step_uuid = :workflow_step_uuid ORDER BY sort_key;
+-- A step's transition rows in order; the most recent is the one at the step's transition_count.
+SELECT x.workflow_step_uuid AS entity_uuid, x.from_state, x.to_state, x.event, x.sort_key,
+       x.sort_key = s.transition_count AS most_recent, x.metadata, x.created_at
+FROM workflow_step_transitions x JOIN workflow_steps s ON s.workflow_step_uuid = x.workflow_step_uuid
+WHERE x.workflow_step_uuid = :workflow_step_uuid ORDER BY x.sort_key;
 
 -- name: table_counts
 -- Row counts of every table (tests use it to prove bad input wrote nothing).

@@ -5,7 +5,7 @@
 
 -- name: task_last_event
 -- The event of a task's most recent transition (why it is in its current state).
-SELECT event FROM task_transitions WHERE task_uuid = :task_uuid AND most_recent;
+SELECT event FROM task_transitions WHERE task_uuid = :task_uuid ORDER BY sort_key DESC LIMIT 1;
 
 -- name: task_state_timing
 -- When a task entered its current state and when it was created (staleness re-check under lock).

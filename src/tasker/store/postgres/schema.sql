@@ -122,14 +122,12 @@ CREATE TABLE task_transitions (
         'error', 'cancelled', 'resolved_manually')),
     event                 text,
     sort_key              integer NOT NULL,
-    most_recent           boolean NOT NULL,
     metadata              jsonb NOT NULL DEFAULT '{}',
     processor_uuid        text,
     created_at            timestamptz NOT NULL,
     updated_at            timestamptz NOT NULL,
     PRIMARY KEY (task_uuid, sort_key)
 );
-CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent;
 
 CREATE TABLE workflow_step_transitions (
     workflow_step_transition_uuid  text NOT NULL,
@@ -142,13 +140,11 @@ CREATE TABLE workflow_step_transitions (
         'cancelled', 'resolved_manually')),
     event                          text,
     sort_key                       integer NOT NULL,
-    most_recent                    boolean NOT NULL,
     metadata                       jsonb NOT NULL DEFAULT '{}',
     created_at                     timestamptz NOT NULL,
     updated_at                     timestamptz NOT NULL,
     PRIMARY KEY (workflow_step_uuid, sort_key)
 );
-CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent;
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  text PRIMARY KEY,
@@ -182,20 +178,16 @@ CREATE TABLE dlq_entries (
 CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';
 
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
--- of the task or step row; inserting a row writes its initial null -> pending transition.
+-- of the task or step row; inserting a row writes its initial null -> pending transition. The
+-- most recent row is the one whose sort_key equals the entity's transition_count.
 
 CREATE FUNCTION tasker_task_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        UPDATE task_transitions SET most_recent = false, updated_at = NEW.updated_at
-        WHERE task_uuid = NEW.task_uuid AND most_recent;
-    END IF;
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
-                                  sort_key, most_recent, metadata, processor_uuid, created_at,
-                                  updated_at)
+                                  sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid,
             CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END, NEW.state, NEW.last_event,
-            NEW.transition_count, true, COALESCE(NEW.last_metadata, '{}'),
+            NEW.transition_count, COALESCE(NEW.last_metadata, '{}'),
             NEW.last_processor_uuid, NEW.updated_at, NEW.updated_at);
     RETURN NULL;
 END
@@ -210,16 +202,12 @@ EXECUTE FUNCTION tasker_task_transition();
 
 CREATE FUNCTION tasker_step_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        UPDATE workflow_step_transitions SET most_recent = false, updated_at = NEW.updated_at
-        WHERE workflow_step_uuid = NEW.workflow_step_uuid AND most_recent;
-    END IF;
     INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
                                            task_uuid, from_state, to_state, event, sort_key,
-                                           most_recent, metadata, created_at, updated_at)
+                                           metadata, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid,
             CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END, NEW.state, NEW.last_event,
-            NEW.transition_count, true, COALESCE(NEW.last_metadata, '{}'),
+            NEW.transition_count, COALESCE(NEW.last_metadata, '{}'),
             NEW.updated_at, NEW.updated_at);
     RETURN NULL;
 END

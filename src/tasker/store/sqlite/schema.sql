@@ -113,14 +113,12 @@ CREATE TABLE task_transitions (
         'error', 'cancelled', 'resolved_manually')),
     event                 TEXT,
     sort_key              INTEGER NOT NULL,
-    most_recent           INTEGER NOT NULL,
     metadata              TEXT NOT NULL DEFAULT '{}',
     processor_uuid        TEXT,
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     PRIMARY KEY (task_uuid, sort_key)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX task_transitions_most_recent_idx ON task_transitions (task_uuid) WHERE most_recent = 1;
 
 CREATE TABLE workflow_step_transitions (
     workflow_step_transition_uuid  TEXT NOT NULL,
@@ -133,13 +131,11 @@ CREATE TABLE workflow_step_transitions (
         'cancelled', 'resolved_manually')),
     event                          TEXT,
     sort_key                       INTEGER NOT NULL,
-    most_recent                    INTEGER NOT NULL,
     metadata                       TEXT NOT NULL DEFAULT '{}',
     created_at                     TEXT NOT NULL,
     updated_at                     TEXT NOT NULL,
     PRIMARY KEY (workflow_step_uuid, sort_key)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON workflow_step_transitions (workflow_step_uuid) WHERE most_recent = 1;
 
 CREATE TABLE workflow_step_result_audit (
     workflow_step_result_audit_uuid  TEXT PRIMARY KEY,
@@ -173,28 +169,25 @@ CREATE TABLE dlq_entries (
 CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE resolution_status = 'pending';
 
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
--- of the task or step row; inserting a row writes its initial null -> pending transition.
+-- of the task or step row; inserting a row writes its initial null -> pending transition. The
+-- most recent row is the one whose sort_key equals the entity's transition_count.
 
 CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
 BEGIN
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
-                                  sort_key, most_recent, metadata, processor_uuid, created_at,
-                                  updated_at)
+                                  sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid, NULL, NEW.state, NEW.last_event,
-            NEW.transition_count, 1, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
+            NEW.transition_count, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
             NEW.updated_at);
 END;
 
 CREATE TRIGGER tasks_transition AFTER UPDATE OF transition_count ON tasks
 WHEN NEW.transition_count <> OLD.transition_count
 BEGIN
-    UPDATE task_transitions SET most_recent = 0, updated_at = NEW.updated_at
-    WHERE task_uuid = NEW.task_uuid AND most_recent = 1;
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
-                                  sort_key, most_recent, metadata, processor_uuid, created_at,
-                                  updated_at)
+                                  sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid, OLD.state, NEW.state, NEW.last_event,
-            NEW.transition_count, 1, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
+            NEW.transition_count, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
             NEW.updated_at);
 END;
 
@@ -202,21 +195,19 @@ CREATE TRIGGER workflow_steps_initial_transition AFTER INSERT ON workflow_steps
 BEGIN
     INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
                                            task_uuid, from_state, to_state, event, sort_key,
-                                           most_recent, metadata, created_at, updated_at)
+                                           metadata, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, NULL, NEW.state,
-            NEW.last_event, NEW.transition_count, 1, NEW.last_metadata, NEW.updated_at,
+            NEW.last_event, NEW.transition_count, NEW.last_metadata, NEW.updated_at,
             NEW.updated_at);
 END;
 
 CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps
 WHEN NEW.transition_count <> OLD.transition_count
 BEGIN
-    UPDATE workflow_step_transitions SET most_recent = 0, updated_at = NEW.updated_at
-    WHERE workflow_step_uuid = NEW.workflow_step_uuid AND most_recent = 1;
     INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
                                            task_uuid, from_state, to_state, event, sort_key,
-                                           most_recent, metadata, created_at, updated_at)
+                                           metadata, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, OLD.state,
-            NEW.state, NEW.last_event, NEW.transition_count, 1, NEW.last_metadata,
+            NEW.state, NEW.last_event, NEW.transition_count, NEW.last_metadata,
             NEW.updated_at, NEW.updated_at);
 END;
