@@ -3,6 +3,11 @@
 Callers hold the task row locked (``tx.lock_task``) for the whole pass, so two processes that
 finish parents of the same child at the same moment are serialised here and the child is
 enqueued exactly once: the second pass sees it already ``enqueued`` and its compare-and-set fails.
+
+A pass checks each task transition against the state table as it decides it, and writes them
+all at the end in one ``UPDATE`` (``transition_task_path``): the usual pass after a step result,
+``steps_in_process -> evaluating_results -> enqueuing_steps -> steps_in_process``, is one
+statement with three transition rows. Nothing a pass reads depends on the task row's state.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from tasker.domain.model import ExecutionStatus
+from tasker.domain.model import ExecutionStatus, JSONObject
 from tasker.domain.readiness import status_from_counts
 from tasker.domain.states import (
     PIPELINE_STEP_STATES,
@@ -81,79 +86,117 @@ def evaluate_task(tx: Transaction, task_uuid: str, now: datetime) -> TaskState |
     return evaluate_locked_task(tx, task, now)
 
 
+class _Pass:
+    """The task transitions of one orchestration pass, checked now and written at the end."""
+
+    __slots__ = ("moves", "start", "state", "task", "tx")
+
+    def __init__(self, tx: Transaction, task: LockedTask) -> None:
+        self.tx = tx
+        self.task = task
+        self.start = task.state
+        self.state = task.state
+        self.moves: list[tuple[TaskState, str, JSONObject | None]] = []
+
+    def move(
+        self, event: TaskEvent, metadata: Mapping[str, object] | None = None
+    ) -> TaskState:
+        """Apply ``event`` (table-checked) and return the new state.
+
+        Raises:
+            IllegalTransition: the state machine forbids it; nothing was recorded.
+        """
+        target = next_task_state(self.state, event)
+        self.moves.append((target, event.value, dict(metadata) if metadata else None))
+        self.state = target
+        return target
+
+    def write(self, now: datetime) -> TaskState:
+        if self.moves and not self.tx.transition_task_path(
+            self.task.task_uuid, self.start, self.moves, now
+        ):
+            raise RuntimeError(f"task {self.task.task_uuid} changed state under its own lock")
+        self.start, self.moves = self.state, []
+        return self.state
+
+
 def evaluate_locked_task(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
     """Advance a task the caller has locked, by its current state (execution.md §4)."""
-    state = task.state
+    run = _Pass(tx, task)
+    _advance(tx, run, now)
+    return run.write(now)
+
+
+def _advance(tx: Transaction, run: _Pass, now: datetime) -> None:
     while True:
-        match state:
+        match run.state:
             case TaskState.PENDING:
-                state = move_task(tx, task, state, TaskEvent.START, now)
+                run.move(TaskEvent.START)
             case TaskState.INITIALIZING:
-                return _initialize(tx, task, now)
+                return _initialize(tx, run, now)
             case TaskState.STEPS_IN_PROCESS:
-                state = move_task(tx, task, state, TaskEvent.STEP_COMPLETED, now)
+                run.move(TaskEvent.STEP_COMPLETED)
             case TaskState.EVALUATING_RESULTS:
-                return _finalize(tx, task, now)
+                return _finalize(tx, run, now)
             case TaskState.WAITING_FOR_DEPENDENCIES:
-                status = execution_status(tx, task.task_uuid, now)
+                status = execution_status(tx, run.task.task_uuid, now)
                 if status.execution_status in ("processing", "waiting_for_dependencies"):
-                    return state
-                state = move_task(tx, task, state, TaskEvent.DEPENDENCIES_READY, now)
+                    return None
+                run.move(TaskEvent.DEPENDENCIES_READY)
             case TaskState.WAITING_FOR_RETRY:
-                return _retry_if_due(tx, task, now)
+                return _retry_if_due(tx, run, now)
             case TaskState.BLOCKED_BY_FAILURES:
-                return _give_up_if_idle(tx, task, now)
+                return _give_up_if_idle(tx, run, now)
             case _:
                 # enqueuing_steps is never seen outside a pass; terminal states do not move.
-                return state
+                return None
 
 
-def _retry_if_due(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
-    state = TaskState.WAITING_FOR_RETRY
-    if not tx.ready_steps(task.task_uuid, now):
-        return state
-    state = move_task(tx, task, state, TaskEvent.RETRY_READY, now)
-    return _enqueue(tx, task, state, now)
+def _retry_if_due(tx: Transaction, run: _Pass, now: datetime) -> None:
+    if not tx.ready_steps(run.task.task_uuid, now):
+        return
+    run.move(TaskEvent.RETRY_READY)
+    _enqueue(tx, run, now)
 
 
-def _initialize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
-    state = TaskState.INITIALIZING
-    ready = tx.ready_steps(task.task_uuid, now)
+def _initialize(tx: Transaction, run: _Pass, now: datetime) -> None:
+    task_uuid = run.task.task_uuid
+    ready = tx.ready_steps(task_uuid, now)
     if ready:
-        state = move_task(tx, task, state, TaskEvent.READY_STEPS_FOUND, now)
-        return _enqueue(tx, task, state, now, ready)
-    if not tx.step_state_counts(task.task_uuid):
-        return move_task(tx, task, state, TaskEvent.NO_STEPS_FOUND, now)
-    return move_task(tx, task, state, TaskEvent.NO_DEPENDENCIES_READY, now)
+        run.move(TaskEvent.READY_STEPS_FOUND)
+        _enqueue(tx, run, now, ready)
+    elif not tx.step_state_counts(task_uuid):
+        run.move(TaskEvent.NO_STEPS_FOUND)
+    else:
+        run.move(TaskEvent.NO_DEPENDENCIES_READY)
 
 
-def _finalize(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
-    state = TaskState.EVALUATING_RESULTS
-    ready, counts = tx.step_overview(task.task_uuid, now)
+def _finalize(tx: Transaction, run: _Pass, now: datetime) -> None:
+    ready, counts = tx.step_overview(run.task.task_uuid, now)
     status = _status(counts, len(ready))
     match status.execution_status:
         case "all_complete":
-            return move_task(tx, task, state, TaskEvent.ALL_STEPS_SUCCESSFUL, now)
+            run.move(TaskEvent.ALL_STEPS_SUCCESSFUL)
         case "blocked_by_failures":
-            move_task(tx, task, state, TaskEvent.PERMANENT_FAILURE, now)
-            return _give_up_if_idle(tx, task, now)
+            run.move(TaskEvent.PERMANENT_FAILURE)
+            _give_up_if_idle(tx, run, now)
         case "has_ready_steps":
-            state = move_task(tx, task, state, TaskEvent.READY_STEPS_FOUND, now)
-            return _enqueue(tx, task, state, now, ready)
+            run.move(TaskEvent.READY_STEPS_FOUND)
+            _enqueue(tx, run, now, ready)
         case "waiting_for_dependencies":
-            return move_task(tx, task, state, TaskEvent.NO_DEPENDENCIES_READY, now)
+            run.move(TaskEvent.NO_DEPENDENCIES_READY)
         case _:
-            return state  # processing: rest until the next result arrives
+            pass  # processing: rest until the next result arrives
 
 
 def _enqueue(
     tx: Transaction,
-    task: LockedTask,
-    state: TaskState,
+    run: _Pass,
     now: datetime,
     ready: list[tuple[str, StepState]] | None = None,
-) -> TaskState:
+) -> None:
     """Mark every ready step ``enqueued`` (the queue is the step state itself)."""
+    task = run.task
     enqueued = []
     if ready is None:
         ready = tx.ready_steps(task.task_uuid, now)
@@ -178,15 +221,17 @@ def _enqueue(
     if enqueued:
         tx.wake_namespaces.add(task.namespace)
         tx.enqueued_step_uuids.update(enqueued)
-    return move_task(tx, task, state, TaskEvent.STEPS_ENQUEUED, now, {"step_uuids": enqueued})
+    run.move(TaskEvent.STEPS_ENQUEUED, {"step_uuids": enqueued})
 
 
-def _give_up_if_idle(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
+def _give_up_if_idle(tx: Transaction, run: _Pass, now: datetime) -> None:
     """Canonical R5.4: a blocked task with nothing in flight gives up and opens a DLQ entry."""
+    task = run.task
     counts = tx.step_state_counts(task.task_uuid)
     if any(counts.get(s, 0) for s in PIPELINE_STEP_STATES):
-        return TaskState.BLOCKED_BY_FAILURES
-    state = move_task(tx, task, TaskState.BLOCKED_BY_FAILURES, TaskEvent.GIVE_UP, now)
+        return
+    run.move(TaskEvent.GIVE_UP)
+    run.write(now)  # the DLQ entry follows the task's move to error, as before
     record = tx.get_task(task.task_uuid)
     snapshot: dict[str, object] = {
         "task_uuid": task.task_uuid,
@@ -210,4 +255,3 @@ def _give_up_if_idle(tx: Transaction, task: LockedTask, now: datetime) -> TaskSt
         {"detection_method": "automatic_give_up"},
         now,
     )
-    return state

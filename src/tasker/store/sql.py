@@ -291,7 +291,40 @@ class SqlTransaction:
         metadata: JSONObject | None = None,
     ) -> bool:
         """Compare-and-set the task state; a trigger appends its transition row."""
-        rows = self._run(
+        return self.transition_task_path(task_uuid, from_state, [(to_state, event, metadata)], now)
+
+    def transition_task_path(
+        self,
+        task_uuid: str,
+        from_state: TaskState,
+        path: Sequence[tuple[TaskState, str, JSONObject | None]],
+        now: datetime,
+    ) -> bool:
+        """Compare-and-set the task from ``from_state`` through every ``(to_state, event,
+        metadata)`` of ``path`` in one ``UPDATE``: the row ends in the last state and a trigger
+        appends one transition row per element, in order (one round trip for an orchestration
+        pass instead of one per transition). The caller checked each step against the state
+        table.
+        """
+        to_state, event, metadata = path[-1]
+        transition_uuid = new_uuid()
+        encoded_path: Any = None
+        if len(path) > 1:
+            rows: list[JSONObject] = []
+            state = from_state
+            for index, (target, step_event, step_metadata) in enumerate(path):
+                rows.append(
+                    {
+                        "uuid": transition_uuid if index == len(path) - 1 else new_uuid(),
+                        "from": state.value,
+                        "to": target.value,
+                        "event": step_event,
+                        "metadata": _transition_metadata(step_event, now, step_metadata),
+                    }
+                )
+                state = target
+            encoded_path = self._json(rows)
+        found = self._run(
             "bump_task",
             {
                 "task_uuid": task_uuid,
@@ -300,13 +333,15 @@ class SqlTransaction:
                 "now": self._ts(now),
                 "event": event,
                 "metadata": self._json(_transition_metadata(event, now, metadata)),
-                "transition_uuid": new_uuid(),
+                "transition_uuid": transition_uuid,
                 "processor_uuid": self.processor_uuid,
+                "steps": len(path),
+                "path": encoded_path,
             },
         ).fetchall()
-        if rows and to_state in SETTLED_TASK_STATES:
+        if found and to_state in SETTLED_TASK_STATES:
             self.settled_tasks.add(task_uuid)
-        return bool(rows)
+        return bool(found)
 
     def tasks_in_states(
         self, states: Iterable[TaskState], entered_before: datetime, limit: int

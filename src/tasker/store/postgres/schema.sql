@@ -51,7 +51,8 @@ CREATE TABLE tasks (
     last_event             text,                   -- the last transition's event, metadata,
     last_metadata          jsonb,                  -- uuid and processor: the trigger below copies
     last_transition_uuid   text,                   -- them into the transition row it appends
-    last_processor_uuid    text
+    last_processor_uuid    text,
+    last_path              jsonb                   -- several transitions in one UPDATE: see below
 );
 CREATE INDEX tasks_state_idx ON tasks (state, created_at);
 CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
@@ -179,10 +180,23 @@ CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE res
 
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
 -- of the task or step row; inserting a row writes its initial null -> pending transition. The
--- most recent row is the one whose sort_key equals the entity's transition_count.
+-- most recent row is the one whose sort_key equals the entity's transition_count. A task UPDATE
+-- that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
 
 CREATE FUNCTION tasker_task_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.last_path IS NOT NULL
+       AND NEW.transition_count > OLD.transition_count + 1 THEN
+        INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state,
+                                      event, sort_key, metadata, processor_uuid, created_at,
+                                      updated_at)
+        SELECT p.value ->> 'uuid', NEW.task_uuid, p.value ->> 'from', p.value ->> 'to',
+               p.value ->> 'event', OLD.transition_count + p.ordinality,
+               COALESCE(p.value -> 'metadata', '{}'), NEW.last_processor_uuid,
+               NEW.updated_at, NEW.updated_at
+        FROM jsonb_array_elements(NEW.last_path) WITH ORDINALITY AS p (value, ordinality);
+        RETURN NULL;
+    END IF;
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
                                   sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid,

@@ -126,10 +126,11 @@ SELECT state, COUNT(*) AS n FROM workflow_steps WHERE task_uuid = :task_uuid GRO
 
 -- name: bump_task
 -- Compare-and-set a task's state (a trigger appends the transition row); no row if it moved first.
-UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
+-- :steps > 1 records that many transitions at once, listed in :path (JSON array, else NULL).
+UPDATE tasks SET state = :to_state, transition_count = transition_count + :steps,
     state_entered_at = :now, updated_at = :now,
     last_event = :event, last_metadata = :metadata, last_transition_uuid = :transition_uuid,
-    last_processor_uuid = :processor_uuid,
+    last_processor_uuid = :processor_uuid, last_path = :path,
     complete = CASE WHEN :to_state = 'complete' THEN 1 ELSE complete END,
     completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
 WHERE task_uuid = :task_uuid AND state = :from_state

@@ -46,7 +46,8 @@ CREATE TABLE tasks (
     last_event             TEXT,                   -- the last transition's event, metadata (JSON),
     last_metadata          TEXT,                   -- uuid and processor: the trigger below copies
     last_transition_uuid   TEXT,                   -- them into the transition row it appends
-    last_processor_uuid    TEXT
+    last_processor_uuid    TEXT,
+    last_path              TEXT                    -- several transitions in one UPDATE: see below
 );
 CREATE INDEX tasks_state_idx ON tasks (state, created_at);
 CREATE INDEX tasks_named_task_idx ON tasks (named_task_uuid);
@@ -170,7 +171,8 @@ CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE res
 
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
 -- of the task or step row; inserting a row writes its initial null -> pending transition. The
--- most recent row is the one whose sort_key equals the entity's transition_count.
+-- most recent row is the one whose sort_key equals the entity's transition_count. A task UPDATE
+-- that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
 
 CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
 BEGIN
@@ -182,13 +184,25 @@ BEGIN
 END;
 
 CREATE TRIGGER tasks_transition AFTER UPDATE OF transition_count ON tasks
-WHEN NEW.transition_count <> OLD.transition_count
+WHEN NEW.transition_count = OLD.transition_count + 1
 BEGIN
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
                                   sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid, OLD.state, NEW.state, NEW.last_event,
             NEW.transition_count, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
             NEW.updated_at);
+END;
+
+CREATE TRIGGER tasks_transition_path AFTER UPDATE OF transition_count ON tasks
+WHEN NEW.transition_count > OLD.transition_count + 1
+BEGIN
+    INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                                  sort_key, metadata, processor_uuid, created_at, updated_at)
+    SELECT json_extract(p.value, '$.uuid'), NEW.task_uuid, json_extract(p.value, '$.from'),
+           json_extract(p.value, '$.to'), json_extract(p.value, '$.event'),
+           OLD.transition_count + 1 + p.key, json_extract(p.value, '$.metadata'),
+           NEW.last_processor_uuid, NEW.updated_at, NEW.updated_at
+    FROM json_each(NEW.last_path) p;
 END;
 
 CREATE TRIGGER workflow_steps_initial_transition AFTER INSERT ON workflow_steps

@@ -2,7 +2,7 @@
 -- equals its task's or step's transition_count (the entity row carries its current state). A
 -- state change used to rewrite the previous row (most_recent = false: a dead tuple and a
 -- partial-index update per transition) besides appending the new row; now it only appends
--- (docs/decisions/0008).
+-- (docs/decisions/0008-derived-most-recent.md).
 
 CREATE OR REPLACE FUNCTION tasker_task_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,7 +1,7 @@
 -- Which transition row is the most recent is derived, not stored: it is the row whose sort_key
 -- equals its task's or step's transition_count (the entity row carries its current state). A
 -- state change used to rewrite the previous row (most_recent = 0) and a unique partial index
--- besides appending the new row; now it only appends (docs/decisions/0008).
+-- besides appending the new row; now it only appends (docs/decisions/0008-derived-most-recent.md).
 
 DROP TRIGGER tasks_initial_transition;
 DROP TRIGGER tasks_transition;
