@@ -98,9 +98,7 @@ class _Pass:
         self.state = task.state
         self.moves: list[tuple[TaskState, str, JSONObject | None]] = []
 
-    def move(
-        self, event: TaskEvent, metadata: Mapping[str, object] | None = None
-    ) -> TaskState:
+    def move(self, event: TaskEvent, metadata: Mapping[str, object] | None = None) -> TaskState:
         """Apply ``event`` (table-checked) and return the new state.
 
         Raises:

@@ -21,7 +21,7 @@ from tasker.orchestration.expansion import apply_outcome
 from tasker.orchestration.lifecycle import evaluate_locked_task
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import new_uuid
+from tasker.store.sql import LockedTask, new_uuid
 
 __all__ = [
     "ResultOutcome",
@@ -112,8 +112,13 @@ def submit_result(
     *,
     jitter: bool = True,
     correlation_id: str | None = None,
+    step_template: StepTemplate | None = None,
 ) -> ResultOutcome:
     """Store a run's result under its claim, process it and advance the task.
+
+    ``step_template``, when the caller knows it (the worker that ran the step), lets the
+    success of a plain step be stored and completed in one ``UPDATE`` (``in_progress ->
+    enqueued_for_orchestration -> complete``, two transition rows as always).
 
     Returns:
         ``REFUSED`` when the claim is no longer current (lease expired and swept, task
@@ -123,6 +128,8 @@ def submit_result(
     if task is None:
         return ResultOutcome.REFUSED
     success = bool(document.get("success"))
+    if success and step_template is not None and step_template.type not in _OUTCOME_TYPES:
+        return _complete_plain_success(tx, task, claim, document, now, correlation_id)
     target = (
         StepState.ENQUEUED_FOR_ORCHESTRATION
         if success
@@ -151,18 +158,7 @@ def submit_result(
     )
     if moved is None:
         return ResultOutcome.REFUSED
-    metadata = document.get("metadata") or {}
-    tx.insert_result_audit(
-        step_uuid=claim.step_uuid,
-        transition_uuid=moved.transition_uuid,
-        task_uuid=claim.task_uuid,
-        worker_uuid=claim.worker_id,
-        correlation_id=correlation_id,
-        success=success,
-        execution_time_ms=metadata.get("execution_time_ms") if isinstance(metadata, dict) else None,
-        attempt=claim.attempts_before + 1,
-        now=now,
-    )
+    _audit(tx, claim, moved.transition_uuid, document, correlation_id, now, success=success)
     template = templates.by_uuid(tx, task.named_task_uuid)
     step_template = template.step(moved.template_step_name)
     _process_result(
@@ -182,6 +178,74 @@ def submit_result(
     if not task.state.is_terminal:
         evaluate_locked_task(tx, task, now)
     return ResultOutcome.APPLIED
+
+
+_OUTCOME_TYPES = (StepType.DECISION, StepType.BATCHABLE)
+"""Step types whose successful result orchestration must interpret before completing them."""
+
+
+def _complete_plain_success(
+    tx: Transaction,
+    task: LockedTask,
+    claim: Claim,
+    document: JSONObject,
+    now: datetime,
+    correlation_id: str | None,
+) -> ResultOutcome:
+    """``submit_result`` for the success of a step that is neither a decision nor batchable:
+    store the result and complete the step in one fenced ``UPDATE``."""
+    moved = tx.transition_step(
+        claim.step_uuid,
+        claim.task_uuid,
+        StepState.IN_PROGRESS,
+        StepState.COMPLETE,
+        StepEvent.COMPLETE.value,
+        now,
+        changes={
+            "in_process": False,
+            "results": document,
+            "claim_token": None,
+            "lease_expires_at": None,
+            "processed": True,
+            "processed_at": now,
+        },
+        claim_token=claim.token,
+        via=(
+            StepState.ENQUEUED_FOR_ORCHESTRATION,
+            StepEvent.ENQUEUE_FOR_ORCHESTRATION.value,
+            {"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
+        ),
+    )
+    if moved is None or moved.via_transition_uuid is None:
+        return ResultOutcome.REFUSED
+    _audit(tx, claim, moved.via_transition_uuid, document, correlation_id, now, success=True)
+    if not task.state.is_terminal:
+        evaluate_locked_task(tx, task, now)
+    return ResultOutcome.APPLIED
+
+
+def _audit(
+    tx: Transaction,
+    claim: Claim,
+    transition_uuid: str,
+    document: JSONObject,
+    correlation_id: str | None,
+    now: datetime,
+    *,
+    success: bool,
+) -> None:
+    metadata = document.get("metadata") or {}
+    tx.insert_result_audit(
+        step_uuid=claim.step_uuid,
+        transition_uuid=transition_uuid,
+        task_uuid=claim.task_uuid,
+        worker_uuid=claim.worker_id,
+        correlation_id=correlation_id,
+        success=success,
+        execution_time_ms=metadata.get("execution_time_ms") if isinstance(metadata, dict) else None,
+        attempt=claim.attempts_before + 1,
+        now=now,
+    )
 
 
 def _process_result(

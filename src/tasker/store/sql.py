@@ -63,6 +63,7 @@ class StepTransition:
     retryable: bool
     max_attempts: int
     record: StepRecord | None = None  # the whole row, when asked for with ``full_row``
+    via_transition_uuid: str | None = None  # the row of the ``via`` state, when one was given
 
 
 @dataclass(slots=True)
@@ -432,6 +433,7 @@ class SqlTransaction:
         claim_token: str | None = None,
         metadata: JSONObject | None = None,
         full_row: bool = False,
+        via: tuple[StepState, str, JSONObject | None] | None = None,
     ) -> StepTransition | None:
         """Compare-and-set a step's state and apply row changes in one ``UPDATE``; a trigger
         appends the transition row.
@@ -439,21 +441,50 @@ class SqlTransaction:
         ``claim_token`` additionally requires the claim to be the current one (fencing).
         ``changes`` maps columns to new values; key ``attempts_delta`` adds to ``attempts``.
         ``full_row`` also returns the whole step row as it is after the change.
+        ``via`` ``(state, event, metadata)`` passes through an intermediate state first: two
+        transition rows, ``from_state -> state`` then ``state -> to_state``, one ``UPDATE``
+        (the caller checked both against the state table).
 
         Returns:
             The written transition with the step's row after it, or ``None`` when the step
             was not in ``from_state`` (or the claim was superseded): nothing was written.
         """
         transition_uuid = new_uuid()
+        last_metadata = _transition_metadata(event, now, metadata)
         params: dict[str, Any] = {
             "workflow_step_uuid": step_uuid,
             "to_state": to_state.value,
             "from_state": from_state.value,
             "now": self._ts(now),
             "event": event,
-            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "metadata": self._json(last_metadata),
             "transition_uuid": transition_uuid,
+            "steps": 1,
+            "path": None,
         }
+        via_uuid: str | None = None
+        if via is not None:
+            via_state, via_event, via_metadata = via
+            via_uuid = new_uuid()
+            params["steps"] = 2
+            params["path"] = self._json(
+                [
+                    {
+                        "uuid": via_uuid,
+                        "from": from_state.value,
+                        "to": via_state.value,
+                        "event": via_event,
+                        "metadata": _transition_metadata(via_event, now, via_metadata),
+                    },
+                    {
+                        "uuid": transition_uuid,
+                        "from": via_state.value,
+                        "to": to_state.value,
+                        "event": event,
+                        "metadata": last_metadata,
+                    },
+                ]
+            )
         columns: tuple[str, ...] = ()
         if changes:
             columns = tuple(sorted(changes))
@@ -483,6 +514,7 @@ class SqlTransaction:
             bool(row["retryable"]),
             int(row["max_attempts"]),
             self._step_record(row) if full_row else None,
+            via_uuid,
         )
 
     def _step_update(self, columns: tuple[str, ...], fenced: bool, full_row: bool) -> str:
@@ -493,7 +525,8 @@ class SqlTransaction:
         ph = self._d.placeholder
         sets = [
             f"state = {ph('to_state', 'plain')}",
-            "transition_count = transition_count + 1",
+            f"transition_count = transition_count + {ph('steps', 'plain')}",
+            f"last_path = {ph('path', 'json')}",
             f"updated_at = {ph('now', 'ts')}",
             f"last_event = {ph('event', 'plain')}",
             f"last_metadata = {ph('metadata', 'json')}",

@@ -4,10 +4,12 @@ Each thread loops claim → run → submit with its own store connection and its
 for ``async def`` handlers. Results are group-committed: a thread whose handler finished while
 another thread's result transaction is open queues its result, and the next transaction
 records every queued result and claims the next step of each of their threads (one commit for
-several steps; see docs/decisions/0007-group-commit.md). A watchdog (``check_timeouts``, called by the runtime's maintenance
-loop) fails a run that outlives its timeout and starts a replacement thread, so capacity comes
-back even when a handler never returns (R8.3); the stuck thread's late result is refused by
-the claim's fencing token.
+several steps; see docs/decisions/0007-group-commit.md).
+
+A watchdog (``check_timeouts``, called by the runtime's maintenance loop) fails a run that
+outlives its timeout and starts a replacement thread, so capacity comes back even when a
+handler never returns (R8.3); the stuck thread's late result is refused by the claim's fencing
+token.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class _Submission:
     document: JSONObject
     correlation_id: str | None
     claim_next: bool
+    step: StepTemplate | None
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # set (before ``done``) when this thread must commit the next group
     job: _Job | None = None
@@ -356,7 +359,7 @@ class WorkerPool:
             document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
             if run.abandoned:
                 return None, False
-            return self._submit(job.claim, document, job.tss, claim_next=True), True
+            return self._submit(job.claim, document, job.tss, claim_next=True, step=job.step), True
         finally:
             with self._runs_lock:
                 if self._runs.get(ident) is run:
@@ -465,7 +468,13 @@ class WorkerPool:
         return record if ok else None
 
     def _submit(
-        self, claim: Claim, document: JSONObject, tss: JSONObject, *, claim_next: bool = False
+        self,
+        claim: Claim,
+        document: JSONObject,
+        tss: JSONObject,
+        *,
+        claim_next: bool = False,
+        step: StepTemplate | None = None,
     ) -> _Job | None:
         """Record a result; with ``claim_next``, claim this thread's next step in the same
         transaction (one commit per step instead of two).
@@ -475,7 +484,9 @@ class WorkerPool:
         thread that commits the next group. Either way it returns once its result is committed
         (or given up, as before, after logging why).
         """
-        item = _Submission(claim, document, tss["task"]["task"].get("correlation_id"), claim_next)
+        item = _Submission(
+            claim, document, tss["task"]["task"].get("correlation_id"), claim_next, step
+        )
         with self._pending_lock:
             self._pending.append(item)
             lead = not self._committing
@@ -520,6 +531,7 @@ class WorkerPool:
                         _now(),
                         jitter=self.settings.jitter,
                         correlation_id=item.correlation_id,
+                        step_template=item.step,
                     )
                     for item in ordered
                 ]

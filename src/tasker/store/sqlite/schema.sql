@@ -83,6 +83,7 @@ CREATE TABLE workflow_steps (
     last_event               TEXT,               -- as in tasks: what the transition trigger copies
     last_metadata            TEXT,
     last_transition_uuid     TEXT,
+    last_path                TEXT,               -- several transitions in one UPDATE
     UNIQUE (task_uuid, name)
 );
 CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
@@ -171,8 +172,8 @@ CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE res
 
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
 -- of the task or step row; inserting a row writes its initial null -> pending transition. The
--- most recent row is the one whose sort_key equals the entity's transition_count. A task UPDATE
--- that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
+-- most recent row is the one whose sort_key equals the entity's transition_count. A task or step
+-- UPDATE that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
 
 CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
 BEGIN
@@ -216,7 +217,7 @@ BEGIN
 END;
 
 CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps
-WHEN NEW.transition_count <> OLD.transition_count
+WHEN NEW.transition_count = OLD.transition_count + 1
 BEGIN
     INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
                                            task_uuid, from_state, to_state, event, sort_key,
@@ -224,4 +225,17 @@ BEGIN
     VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, OLD.state,
             NEW.state, NEW.last_event, NEW.transition_count, NEW.last_metadata,
             NEW.updated_at, NEW.updated_at);
+END;
+
+CREATE TRIGGER workflow_steps_transition_path AFTER UPDATE OF transition_count ON workflow_steps
+WHEN NEW.transition_count > OLD.transition_count + 1
+BEGIN
+    INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
+                                           task_uuid, from_state, to_state, event, sort_key,
+                                           metadata, created_at, updated_at)
+    SELECT json_extract(p.value, '$.uuid'), NEW.workflow_step_uuid, NEW.task_uuid,
+           json_extract(p.value, '$.from'), json_extract(p.value, '$.to'),
+           json_extract(p.value, '$.event'), OLD.transition_count + 1 + p.key,
+           json_extract(p.value, '$.metadata'), NEW.updated_at, NEW.updated_at
+    FROM json_each(NEW.last_path) p;
 END;
