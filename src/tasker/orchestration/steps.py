@@ -147,12 +147,7 @@ def submit_result(
         target,
         event.value,
         now,
-        changes={
-            "in_process": False,
-            "results": document,
-            "claim_token": None,
-            "lease_expires_at": None,
-        },
+        changes=_result_changes(document),
         claim_token=claim.token,
         metadata={"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
     )
@@ -201,14 +196,7 @@ def _complete_plain_success(
         StepState.COMPLETE,
         StepEvent.COMPLETE.value,
         now,
-        changes={
-            "in_process": False,
-            "results": document,
-            "claim_token": None,
-            "lease_expires_at": None,
-            "processed": True,
-            "processed_at": now,
-        },
+        changes={**_result_changes(document), "processed": True, "processed_at": now},
         claim_token=claim.token,
         via=(
             StepState.ENQUEUED_FOR_ORCHESTRATION,
@@ -222,6 +210,11 @@ def _complete_plain_success(
     if not task.state.is_terminal:
         evaluate_locked_task(tx, task, now)
     return ResultOutcome.APPLIED
+
+
+def _result_changes(document: JSONObject) -> dict[str, Any]:
+    """Row changes of storing a run's result: the claim ends with it."""
+    return {"in_process": False, "results": document, "claim_token": None, "lease_expires_at": None}
 
 
 def _audit(
