@@ -1,11 +1,13 @@
 """``python -m benchmarks.peers run``: tasker's linear4 protocol on peer engines, one table.
 
-    python -m benchmarks.peers run [--only PEER,...] [--json] [--quick] [--lock PATH]
+    python -m benchmarks.peers run [--only PEER,...] [--repeat N] [--json] [--quick] [--lock PATH]
     python -m benchmarks.peers one PEER [--quick]      # one peer, in this process, JSON out
 
 ``run`` starts one ``flock LOCK python -m benchmarks.peers one PEER`` subprocess per peer, so
 each peer gets a fresh interpreter (DBOS and Prefect keep process-wide state) and no timed run
-overlaps another benchmark holding the same lock. Exit status: 0 when every row's values checked
+overlaps another benchmark holding the same lock. ``--repeat N`` runs N rounds of every peer
+(interleaved, so a burst of load elsewhere on the machine hits all peers alike) and the table
+shows each figure's median with its range. Exit status: 0 when every row's values checked
 out, 1 when one did not, 2 on bad usage.
 """
 
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -90,6 +93,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the peers, each in a locked subprocess")
     run.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(PEERS)}")
+    run.add_argument("--repeat", type=int, default=1, help="rounds of every peer (median shown)")
     run.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     run.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness only")
     run.add_argument(
@@ -107,6 +111,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         unknown = [n for n in args.peers if n not in PEERS]
         if unknown:
             parser.error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(PEERS)}")
+        if args.repeat < 1:
+            parser.error("--repeat must be >= 1")
     return args
 
 
@@ -142,24 +148,44 @@ def _run_one_subprocess(name: str, quick: bool, lock: str) -> PeerResult:
     return result
 
 
-def _figure(result: PeerResult, key: str, digits: int) -> str:
-    value = result.metrics.get(key)
-    return "-" if value is None else f"{value:,.{digits}f}"
+def _combine(runs: list[PeerResult]) -> PeerResult:
+    """One row from several rounds: each metric's median over the rounds that checked out."""
+    good = [r for r in runs if r.ok]
+    first = (good or runs)[0]
+    failed = [r for r in runs if not r.ok]
+    row = PeerResult(first.peer, first.version, first.configuration, ok=not failed)
+    row.check = failed[0].check if failed else first.check
+    for key in first.metrics:
+        values = [r.metrics[key] for r in good if key in r.metrics]
+        if values:
+            row.metrics[key] = statistics.median(values)
+    row.notes = [note for r in runs for note in r.notes]
+    return row
 
 
-def _table(report: dict[str, Any], results: list[PeerResult]) -> str:
+def _figure(runs: list[PeerResult], key: str, digits: int) -> str:
+    values = [r.metrics[key] for r in runs if r.ok and key in r.metrics]
+    if not values:
+        return "-"
+    median = f"{statistics.median(values):,.{digits}f}"
+    if len(values) == 1:
+        return median
+    return f"{median} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def _table(report: dict[str, Any], runs: dict[str, list[PeerResult]]) -> str:
     header = ("peer", "version", "P50 ms", "P95 ms", "steps/s", "check", "configuration")
     rows = [header]
-    for r in results:
-        check = "ok" if r.ok else r.check
+    for peer_runs in runs.values():
+        r = _combine(peer_runs)
         rows.append(
             (
                 r.peer,
                 r.version,
-                _figure(r, "p50_ms", 1),
-                _figure(r, "p95_ms", 1),
-                _figure(r, "steps_per_s", 0),
-                check,
+                _figure(peer_runs, "p50_ms", 1),
+                _figure(peer_runs, "p95_ms", 1),
+                _figure(peer_runs, "steps_per_s", 0),
+                "ok" if r.ok else r.check,
                 r.configuration,
             )
         )
@@ -167,7 +193,8 @@ def _table(report: dict[str, Any], results: list[PeerResult]) -> str:
     lines = [
         f"tasker vs peers, {report['date']}: linear4_latency (P50/P95, 20 runs after 3 warm-ups) "
         f"and linear4_throughput ({report['workflows']} workflows at once), "
-        f"{report['machine']['cpus']} CPUs{' (QUICK sizes)' if report['quick'] else ''}",
+        f"{report['machine']['cpus']} CPUs{' (QUICK sizes)' if report['quick'] else ''}"
+        + (f", median (min-max) of {report['repeat']} rounds" if report["repeat"] > 1 else ""),
         "",
     ]
     for row in rows:
@@ -180,13 +207,15 @@ def run(args: argparse.Namespace) -> int:
     scale = QUICK if args.quick else Scale()
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    results: list[PeerResult] = []
-    for name in args.peers:
-        print(f"peers: {name} ...", file=sys.stderr, flush=True)
-        results.append(_run_one_subprocess(name, args.quick, args.lock))
+    runs: dict[str, list[PeerResult]] = {name: [] for name in args.peers}
+    for round_ in range(args.repeat):
+        for name in args.peers:
+            print(f"peers: round {round_ + 1}: {name} ...", file=sys.stderr, flush=True)
+            runs[name].append(_run_one_subprocess(name, args.quick, args.lock))
     report: dict[str, Any] = {
         "date": started_at.isoformat(timespec="seconds"),
         "quick": args.quick,
+        "repeat": args.repeat,
         "workflows": scale.throughput_workflows,
         "machine": {
             "cpus": os.cpu_count(),
@@ -194,14 +223,17 @@ def run(args: argparse.Namespace) -> int:
             "python": platform.python_version(),
         },
         "duration_s": round(time.perf_counter() - started, 1),
-        "ok": all(r.ok for r in results),
-        "peers": [r.to_dict() for r in results],
+        "ok": all(r.ok for peer_runs in runs.values() for r in peer_runs),
+        "peers": [
+            {**_combine(peer_runs).to_dict(), "rounds": [r.to_dict() for r in peer_runs]}
+            for peer_runs in runs.values()
+        ],
     }
     text = json.dumps(report, indent=2)
     if args.save:
         with open(args.save, "w", encoding="utf-8") as out:
             out.write(text + "\n")
-    print(text if args.json else _table(report, results))
+    print(text if args.json else _table(report, runs))
     return 0 if report["ok"] else 1
 
 
