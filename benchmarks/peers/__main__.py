@@ -31,11 +31,11 @@ from benchmarks.peers.protocol import QUICK, Peer, PeerResult, Scale, run_peer
 __all__ = ["PEERS", "main"]
 
 
-def _tasker(backend: str, workers: int) -> Callable[[Scale], PeerResult]:
+def _tasker(name: str, backend: str, workers: int) -> Callable[[Scale], PeerResult]:
     def run(scale: Scale) -> PeerResult:
         from benchmarks.peers.tasker_peer import run_tasker
 
-        return run_tasker(backend, workers, scale)
+        return run_tasker(name, backend, workers, scale)
 
     return run
 
@@ -73,8 +73,10 @@ def _prefect() -> Peer:
 
 # Order of the table. Each entry runs in its own locked subprocess.
 PEERS: dict[str, Callable[[Scale], PeerResult]] = {
-    "tasker-sqlite": _tasker("sqlite", 0),
-    "tasker-postgres": _tasker("postgres", 2),
+    "tasker-sqlite": _tasker("tasker-sqlite", "sqlite", 0),
+    "tasker-postgres": _tasker("tasker-postgres", "postgres", 2),
+    # Workers in the caller's process, like DBOS: not in the default run (see README.md).
+    "tasker-postgres-inproc": _tasker("tasker-postgres-inproc", "postgres", 0),
     "dbos-sqlite": _peer(lambda: _dbos("sqlite")),
     "dbos-postgres": _peer(lambda: _dbos("postgres")),
     "celery-prefork": _peer(lambda: _celery("prefork")),
@@ -82,6 +84,8 @@ PEERS: dict[str, Callable[[Scale], PeerResult]] = {
     "procrastinate": _peer(_procrastinate),
     "prefect": _peer(_prefect),
 }
+
+DEFAULT = [name for name in PEERS if name != "tasker-postgres-inproc"]
 
 PEER_TIMEOUT_S = 900.0
 
@@ -107,7 +111,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     one.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "run":
-        args.peers = [n.strip() for n in args.only.split(",") if n.strip()] or list(PEERS)
+        args.peers = [n.strip() for n in args.only.split(",") if n.strip()] or list(DEFAULT)
         unknown = [n for n in args.peers if n not in PEERS]
         if unknown:
             parser.error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(PEERS)}")

@@ -27,9 +27,9 @@ def _revision() -> str:
     return done.stdout.strip() if done.returncode == 0 else "?"
 
 
-def run_tasker(backend: str, workers: int, scale: Scale) -> PeerResult:
+def run_tasker(name: str, backend: str, workers: int, scale: Scale) -> PeerResult:
     """One harness run with both linear4 workloads; its figures become the row."""
-    result = PeerResult(f"tasker-{backend}")
+    result = PeerResult(name)
     result.version = f"{package_version('tasker')} ({_revision()})"
     where = "workers in the caller's process" if workers == 0 else f"{workers} worker processes"
     server = "SQLite file" if backend == "sqlite" else "PostgreSQL (pg-cluster.sh, fsync off)"
