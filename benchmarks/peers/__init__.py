@@ -1,0 +1,1 @@
+"""Peer engines run through tasker's linear4 protocol (see README.md)."""
