@@ -53,6 +53,12 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-
 
 _Conn = psycopg.Connection[DictRow]
 
+# Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
+# failed, and the server skipped everything after it).
+_STILL_IN_TRANSACTION = frozenset(
+    {psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR}
+)
+
 
 def to_psycopg_placeholders(sql: str) -> str:
     """Rewrite ``:name`` parameters as psycopg's ``%(name)s``, once, when queries are loaded.
@@ -98,17 +104,51 @@ class PostgresDialect:
 
 
 class _Connection:
-    """What ``SqlTransaction`` executes on: a pooled connection whose errors become ours."""
+    """What ``SqlTransaction`` executes on: a pooled connection in pipeline mode.
 
-    def __init__(self, conn: _Conn, where: str) -> None:
+    A statement is sent at once but its result is read only when the caller asks for it
+    (``fetchall``, ``rowcount``), so statements nobody reads (inserts, ``BEGIN``, the
+    ``NOTIFY``) cost no round trip of their own: they travel with the next statement that
+    is read. A failed statement's error therefore surfaces at the next read or at commit,
+    still inside the transaction, which is rolled back as before.
+    """
+
+    def __init__(self, conn: _Conn, pipeline: psycopg.Pipeline, where: str) -> None:
         self._conn = conn
+        self._pipeline = pipeline
         self._where = where
 
-    def execute(self, sql: str, params: Any = None, /) -> Any:
+    def execute(self, sql: str, params: Any = None, /) -> _Result:
         try:
-            return self._conn.execute(sql, params)
+            return _Result(self._conn.execute(sql, params), self._pipeline, self._where)
         except psycopg.Error as exc:
             raise _store_error(exc, self._where, "a statement failed") from exc
+
+
+class _Result:
+    """A pipelined statement's result; reading it waits for it, and its errors become ours."""
+
+    __slots__ = ("_cursor", "_pipeline", "_where")
+
+    def __init__(self, cursor: psycopg.Cursor[DictRow], pipeline: psycopg.Pipeline, where: str):
+        self._cursor = cursor
+        self._pipeline = pipeline
+        self._where = where
+
+    def fetchall(self) -> list[DictRow]:
+        try:
+            return self._cursor.fetchall()
+        except psycopg.Error as exc:
+            raise _store_error(exc, self._where, "a statement failed") from exc
+
+    @property
+    def rowcount(self) -> int:
+        if self._cursor.pgresult is None:  # not read yet: fetch every pending result
+            try:
+                self._pipeline.sync()
+            except psycopg.Error as exc:
+                raise _store_error(exc, self._where, "a statement failed") from exc
+        return self._cursor.rowcount
 
 
 def _store_error(exc: psycopg.Error, where: str, doing: str) -> StoreError:
@@ -334,70 +374,110 @@ class PostgresStore:
             StoreError: any other database error.
         """
         conn = self._getconn()
+        pipelined = False
         try:
-            tx = self._begin(conn, "BEGIN")
             try:
-                yield tx
-                wake = tx.wake_count()
-                notices: list[tuple[str, str]] = []
-                if wake != 0:
-                    payload = "|".join(
-                        (
-                            self.processor_uuid,
-                            "*" if wake is None else str(wake),
-                            ",".join(sorted(tx.wake_namespaces)),
-                        )
-                    )
-                    notices.append((_CHANNEL, payload))
-                settled = sorted(tx.settled_tasks)
-                for start in range(0, len(settled), _SETTLED_PER_NOTIFY):
-                    chunk = settled[start : start + _SETTLED_PER_NOTIFY]
-                    notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
-                if notices:
-                    # One statement for all of them; delivered to listeners at commit.
-                    tx.execute(
-                        "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[],"
-                        " %(payloads)s::text[]) AS n(c, p)",
-                        {
-                            "channels": [c for c, _ in notices],
-                            "payloads": [p for _, p in notices],
-                        },
-                    )
-            except BaseException:
-                self._end(conn, "ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
+                with conn.pipeline() as pipeline:
+                    pipelined = True
+                    tx = self._begin(conn, pipeline, "BEGIN")
+                    try:
+                        yield tx
+                        wake = tx.wake_count()
+                        self._announce(tx, wake)
+                        conn.execute("COMMIT")  # sent with the NOTIFY; read at the sync below
+                    except BaseException:
+                        self._drain(pipeline)
+                        raise
+            except psycopg.Error as exc:  # from COMMIT or the sync that reads its outcome
+                if not pipelined:
+                    raise _store_error(exc, self._where, "no database connection") from exc
+                if conn.pgconn.transaction_status in _STILL_IN_TRANSACTION:
+                    # An earlier statement failed, so COMMIT never ran: roll back.
+                    self._end(conn, "ROLLBACK")
+                    raise _store_error(exc, self._where, "a statement failed") from exc
                 raise _store_error(
                     exc, self._where, "commit failed (the outcome is unknown)"
                 ) from exc
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
             self.stats.commits += 1
         finally:
             self._putconn(conn)
         if wake != 0:
             self._wake_local(wake)
 
+    def _announce(self, tx: SqlTransaction, wake: int | None) -> None:
+        """Queue the transaction's ``NOTIFY``s (work for others, settled tasks): one statement
+        for all of them, delivered to listeners at commit."""
+        notices: list[tuple[str, str]] = []
+        if wake != 0:
+            payload = "|".join(
+                (
+                    self.processor_uuid,
+                    "*" if wake is None else str(wake),
+                    ",".join(sorted(tx.wake_namespaces)),
+                )
+            )
+            notices.append((_CHANNEL, payload))
+        settled = sorted(tx.settled_tasks)
+        for start in range(0, len(settled), _SETTLED_PER_NOTIFY):
+            chunk = settled[start : start + _SETTLED_PER_NOTIFY]
+            notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
+        if notices:
+            tx.execute(
+                "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[],"
+                " %(payloads)s::text[]) AS n(c, p)",
+                {
+                    "channels": [c for c, _ in notices],
+                    "payloads": [p for _, p in notices],
+                },
+            )
+
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
         """A read-only snapshot: every statement sees the same committed state."""
         conn = self._getconn()
         try:
-            tx = self._begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                yield tx
-            finally:
+                with conn.pipeline() as pipeline:
+                    tx = self._begin(
+                        conn, pipeline, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                    )
+                    try:
+                        yield tx
+                    except BaseException:
+                        self._drain(pipeline)
+                        raise
+                    conn.execute("ROLLBACK")  # read at the sync that ends the pipeline
+            except psycopg.Error as exc:
                 self._end(conn, "ROLLBACK")
+                raise _store_error(exc, self._where, "a statement failed") from exc
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
         finally:
             self._putconn(conn)
 
-    def _begin(self, conn: _Conn, statement: LiteralString) -> SqlTransaction:
-        """Start a transaction (not counted as a statement, like SQLite's BEGIN)."""
-        wrapped = _Connection(conn, self._where)
+    def _begin(
+        self, conn: _Conn, pipeline: psycopg.Pipeline, statement: LiteralString
+    ) -> SqlTransaction:
+        """Start a transaction (not counted as a statement, like SQLite's BEGIN); it is sent
+        with the first statement, not waited for."""
+        wrapped = _Connection(conn, pipeline, self._where)
         wrapped.execute(statement)
         return SqlTransaction(
             wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
         )
+
+    @staticmethod
+    def _drain(pipeline: psycopg.Pipeline) -> None:
+        """After a failure inside the transaction: read what is still pending, ignoring the
+        errors (the one on its way wins), so that the connection can be rolled back."""
+        try:
+            pipeline.sync()
+        except psycopg.Error as exc:
+            log.debug("pending results after a failure: %s", exc)
 
     # -- wake-ups -------------------------------------------------------------------------
 
