@@ -32,10 +32,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from tasker.domain.model import JSONObject
+from tasker.domain.states import SETTLED_TASK_STATES, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
 from tasker.store.queries import load_query_files
-from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
+from tasker.store.sql import (
+    LockedTask,
+    SqlTransaction,
+    StoreStats,
+    _transition_metadata,
+    new_uuid,
+)
 
 __all__ = ["PostgresDialect", "PostgresStore", "to_psycopg_placeholders"]
 
@@ -52,6 +60,15 @@ _MIGRATION_LOCK_KEY = 0x7461736B6572
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)")
 
 _Conn = psycopg.Connection[DictRow]
+
+# One NOTIFY per channel and payload, all in one statement (delivered to listeners at commit).
+_NOTIFY_SQL = (
+    "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(c, p)"
+)
+_BEGIN = "BEGIN"
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# The store's statements whose results are never read: sent without waiting (see _Connection).
+_DEFERRABLE_QUERIES = ("insert_step", "insert_edge", "insert_result_audit", "bump_held_task")
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
@@ -104,51 +121,132 @@ class PostgresDialect:
 
 
 class _Connection:
-    """What ``SqlTransaction`` executes on: a pooled connection in pipeline mode.
+    """What ``SqlTransaction`` executes on: one pooled connection, holding back what can wait.
 
-    A statement is sent at once but its result is read only when the caller asks for it
-    (``fetchall``, ``rowcount``), so statements nobody reads (inserts, ``BEGIN``, the
-    ``NOTIFY``) cost no round trip of their own: they travel with the next statement that
-    is read. A failed statement's error therefore surfaces at the next read or at commit,
-    still inside the transaction, which is rolled back as before.
+    The store's own statements whose results nobody reads (``BEGIN``, inserts, a held task's
+    state change, the ``NOTIFY``) are held here and sent, in pipeline mode, together with the
+    next statement whose result is needed (or with ``COMMIT``), so they cost no round trip of
+    their own; a failure among them surfaces there, still inside the transaction, which is
+    rolled back as before. Every other statement runs at once, as without holding, so that it
+    has run (its locks are held, its errors raised) when ``execute`` returns.
     """
 
-    def __init__(self, conn: _Conn, pipeline: psycopg.Pipeline, where: str) -> None:
+    def __init__(self, conn: _Conn, where: str, deferrable: frozenset[str]) -> None:
         self._conn = conn
-        self._pipeline = pipeline
         self._where = where
+        self._deferrable = deferrable
+        self._held: list[tuple[str, Any, _Result]] = []
 
     def execute(self, sql: str, params: Any = None, /) -> _Result:
+        if sql in self._deferrable:
+            result = _Result(self, None)
+            self._held.append((sql, params, result))
+            return result
         try:
-            return _Result(self._conn.execute(sql, params), self._pipeline, self._where)
+            return _Result(self, self.run(sql, params))
         except psycopg.Error as exc:
             raise _store_error(exc, self._where, "a statement failed") from exc
+
+    def run(self, sql: str, params: Any = None) -> psycopg.Cursor[DictRow]:
+        """Run ``sql`` after whatever is held, in one round trip; psycopg errors pass through
+        (the caller classifies them)."""
+        if not self._held:
+            return self._conn.execute(sql, params)
+        held, self._held = self._held, []
+        with self._conn.pipeline():
+            for held_sql, held_params, result in held:
+                result.cursor = self._conn.execute(held_sql, held_params)
+            cursor = self._conn.execute(sql, params)
+        return cursor  # leaving the pipeline read every result and raised the first error
+
+    def send_held(self) -> None:
+        """Send what is held now (somebody asked for a held statement's result)."""
+        if self._held:
+            held, self._held = self._held, []
+            try:
+                with self._conn.pipeline():
+                    for held_sql, held_params, result in held:
+                        result.cursor = self._conn.execute(held_sql, held_params)
+            except psycopg.Error as exc:
+                raise _store_error(exc, self._where, "a statement failed") from exc
+
+    def drop_held(self) -> None:
+        """Forget what is held (the transaction failed before it was sent)."""
+        self._held.clear()
 
 
 class _Result:
-    """A pipelined statement's result; reading it waits for it, and its errors become ours."""
+    """A statement's result; a held statement's is sent for when it is asked for."""
 
-    __slots__ = ("_cursor", "_pipeline", "_where")
+    __slots__ = ("_owner", "cursor")
 
-    def __init__(self, cursor: psycopg.Cursor[DictRow], pipeline: psycopg.Pipeline, where: str):
-        self._cursor = cursor
-        self._pipeline = pipeline
-        self._where = where
+    def __init__(self, owner: _Connection, cursor: psycopg.Cursor[DictRow] | None) -> None:
+        self._owner = owner
+        self.cursor = cursor
+
+    def _ready(self) -> psycopg.Cursor[DictRow]:
+        if self.cursor is None:
+            self._owner.send_held()
+        assert self.cursor is not None
+        return self.cursor
 
     def fetchall(self) -> list[DictRow]:
-        try:
-            return self._cursor.fetchall()
-        except psycopg.Error as exc:
-            raise _store_error(exc, self._where, "a statement failed") from exc
+        return self._ready().fetchall()
 
     @property
     def rowcount(self) -> int:
-        if self._cursor.pgresult is None:  # not read yet: fetch every pending result
-            try:
-                self._pipeline.sync()
-            except psycopg.Error as exc:
-                raise _store_error(exc, self._where, "a statement failed") from exc
-        return self._cursor.rowcount
+        return self._ready().rowcount
+
+
+class _PostgresTransaction(SqlTransaction):
+    """``SqlTransaction`` that does not wait for task state changes it cannot lose.
+
+    A task whose row this transaction locked (``lock_task``) cannot be moved by anybody else,
+    so the compare-and-set of ``transition_task`` succeeds unless orchestration asked for a
+    move from a state the task is not in, which it treats as a bug anyway (``move_task``
+    raises). The ``UPDATE`` is therefore sent without waiting for its result (it travels with
+    the next statement that is read: 2.75 round trips fewer per step), and the statement
+    itself fails, failing the transaction, if it finds the task in another state. A task not
+    locked here keeps the plain compare-and-set contract (``False`` when it was elsewhere).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: set[str] = set()
+
+    def lock_task(self, task_uuid: str) -> LockedTask | None:
+        locked = super().lock_task(task_uuid)
+        if locked is not None:
+            self._held.add(task_uuid)
+        return locked
+
+    def transition_task(
+        self,
+        task_uuid: str,
+        from_state: TaskState,
+        to_state: TaskState,
+        event: str,
+        now: datetime,
+        metadata: JSONObject | None = None,
+    ) -> bool:
+        if task_uuid not in self._held:
+            return super().transition_task(task_uuid, from_state, to_state, event, now, metadata)
+        self._run(
+            "bump_held_task",
+            {
+                "task_uuid": task_uuid,
+                "from_state": from_state.value,
+                "to_state": to_state.value,
+                "now": self._ts(now),
+                "event": event,
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "transition_uuid": new_uuid(),
+                "processor_uuid": self.processor_uuid,
+            },
+        )
+        if to_state in SETTLED_TASK_STATES:
+            self.settled_tasks.add(task_uuid)
+        return True
 
 
 def _store_error(exc: psycopg.Error, where: str, doing: str) -> StoreError:
@@ -223,6 +321,9 @@ class PostgresStore:
         self._queries = {
             name: to_psycopg_placeholders(sql) for name, sql in load_query_files(_HERE).items()
         }
+        self._deferrable = frozenset(
+            {_BEGIN, _BEGIN_READ, _NOTIFY_SQL, *(self._queries[n] for n in _DEFERRABLE_QUERIES)}
+        )
         self._dialect = PostgresDialect()
         self.stats = StoreStats()
         self.processor_uuid = new_uuid()
@@ -289,7 +390,11 @@ class PostgresStore:
         return max(0.0, min(1.0, in_use / max(1, self._pool.max_size)))
 
     def _end(self, conn: _Conn, statement: LiteralString) -> None:
-        """ROLLBACK after a failure; never masks the exception that is already on its way."""
+        """ROLLBACK after a failure; never masks the exception that is already on its way.
+
+        Nothing to do when the transaction never started (its ``BEGIN`` was still held)."""
+        if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
         try:
             conn.execute(statement)
         except psycopg.Error as exc:
@@ -374,33 +479,26 @@ class PostgresStore:
             StoreError: any other database error.
         """
         conn = self._getconn()
-        pipelined = False
         try:
+            wrapped, tx = self._begin(conn, _BEGIN)
             try:
-                with conn.pipeline() as pipeline:
-                    pipelined = True
-                    tx = self._begin(conn, pipeline, "BEGIN")
-                    try:
-                        yield tx
-                        wake = tx.wake_count()
-                        self._announce(tx, wake)
-                        conn.execute("COMMIT")  # sent with the NOTIFY; read at the sync below
-                    except BaseException:
-                        self._drain(pipeline)
-                        raise
-            except psycopg.Error as exc:  # from COMMIT or the sync that reads its outcome
-                if not pipelined:
-                    raise _store_error(exc, self._where, "no database connection") from exc
+                yield tx
+                wake = tx.wake_count()
+                self._announce(tx, wake)
+            except BaseException:
+                wrapped.drop_held()
+                self._end(conn, "ROLLBACK")
+                raise
+            try:
+                wrapped.run("COMMIT")  # with the NOTIFY and anything else held
+            except psycopg.Error as exc:
                 if conn.pgconn.transaction_status in _STILL_IN_TRANSACTION:
-                    # An earlier statement failed, so COMMIT never ran: roll back.
+                    # A statement sent with COMMIT failed, so COMMIT never ran: roll back.
                     self._end(conn, "ROLLBACK")
                     raise _store_error(exc, self._where, "a statement failed") from exc
                 raise _store_error(
                     exc, self._where, "commit failed (the outcome is unknown)"
                 ) from exc
-            except BaseException:
-                self._end(conn, "ROLLBACK")
-                raise
             self.stats.commits += 1
         finally:
             self._putconn(conn)
@@ -426,8 +524,7 @@ class PostgresStore:
             notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
         if notices:
             tx.execute(
-                "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[],"
-                " %(payloads)s::text[]) AS n(c, p)",
+                _NOTIFY_SQL,
                 {
                     "channels": [c for c, _ in notices],
                     "payloads": [p for _, p in notices],
@@ -439,45 +536,24 @@ class PostgresStore:
         """A read-only snapshot: every statement sees the same committed state."""
         conn = self._getconn()
         try:
+            wrapped, tx = self._begin(conn, _BEGIN_READ)
             try:
-                with conn.pipeline() as pipeline:
-                    tx = self._begin(
-                        conn, pipeline, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                    )
-                    try:
-                        yield tx
-                    except BaseException:
-                        self._drain(pipeline)
-                        raise
-                    conn.execute("ROLLBACK")  # read at the sync that ends the pipeline
-            except psycopg.Error as exc:
+                yield tx
+            finally:
+                wrapped.drop_held()
                 self._end(conn, "ROLLBACK")
-                raise _store_error(exc, self._where, "a statement failed") from exc
-            except BaseException:
-                self._end(conn, "ROLLBACK")
-                raise
         finally:
             self._putconn(conn)
 
-    def _begin(
-        self, conn: _Conn, pipeline: psycopg.Pipeline, statement: LiteralString
-    ) -> SqlTransaction:
-        """Start a transaction (not counted as a statement, like SQLite's BEGIN); it is sent
-        with the first statement, not waited for."""
-        wrapped = _Connection(conn, pipeline, self._where)
+    def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, SqlTransaction]:
+        """Start a transaction (not counted as a statement, like SQLite's BEGIN); ``BEGIN`` is
+        held and sent with the first statement."""
+        wrapped = _Connection(conn, self._where, self._deferrable)
         wrapped.execute(statement)
-        return SqlTransaction(
+        tx = _PostgresTransaction(
             wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
         )
-
-    @staticmethod
-    def _drain(pipeline: psycopg.Pipeline) -> None:
-        """After a failure inside the transaction: read what is still pending, ignoring the
-        errors (the one on its way wins), so that the connection can be rolled back."""
-        try:
-            pipeline.sync()
-        except psycopg.Error as exc:
-            log.debug("pending results after a failure: %s", exc)
+        return wrapped, tx
 
     # -- wake-ups -------------------------------------------------------------------------
 

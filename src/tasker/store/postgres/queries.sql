@@ -139,6 +139,23 @@ UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
 WHERE task_uuid = :task_uuid AND state = :from_state
 RETURNING transition_count;
 
+-- name: bump_held_task
+-- bump_task for a task whose row this transaction locked: nobody else can move it, so the store does
+-- not wait for the result; finding the task in another state (a bug) fails the statement.
+WITH moved AS (
+    UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
+        state_entered_at = :now, updated_at = :now,
+        last_event = :event, last_metadata = :metadata::jsonb, last_transition_uuid = :transition_uuid,
+        last_processor_uuid = :processor_uuid,
+        complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
+        completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
+    WHERE task_uuid = :task_uuid AND state = :from_state
+    RETURNING 1
+)
+SELECT tasker_fail('task ' || :task_uuid || ' was not in state ' || :from_state
+                   || ' under this transaction''s own lock')
+WHERE NOT EXISTS (SELECT 1 FROM moved);
+
 -- name: insert_result_audit
 -- One audit row per stored step result (states.md §3.2).
 INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
