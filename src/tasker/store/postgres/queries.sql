@@ -182,14 +182,17 @@ LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
 -- name: ancestor_results
--- Results of every processed ancestor of a step (transitive), keyed by step name.
+-- Results of every processed ancestor of a step (transitive), keyed by step name. The ancestors are
+-- looked up by primary key (= ANY of their array): a join let the planner hash the whole
+-- workflow_steps table on every call while it had no statistics (any young database).
 WITH RECURSIVE ancestors(uuid) AS (
     SELECT from_step_uuid FROM workflow_step_edges WHERE to_step_uuid = :workflow_step_uuid
     UNION
     SELECT e.from_step_uuid FROM workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.uuid
 )
-SELECT s.name, s.results FROM workflow_steps s JOIN ancestors a ON s.workflow_step_uuid = a.uuid
-WHERE s.processed AND s.results IS NOT NULL
+SELECT s.name, s.results FROM workflow_steps s
+WHERE s.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+  AND s.processed AND s.results IS NOT NULL
 ORDER BY s.created_at, s.step_seq;
 
 -- name: heartbeat
