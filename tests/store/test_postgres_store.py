@@ -242,6 +242,20 @@ def test_state_changes_of_a_locked_task_are_written_in_order(store: PostgresStor
 
 
 @pytest.mark.postgres
+def test_the_pool_lends_the_most_recently_returned_connection_first(store: PostgresStore) -> None:
+    """Warm connections (prepared statements, cached plans) are reused before idle ones."""
+    pool = store._pool
+    first, second = pool.getconn(), pool.getconn()
+    pool.putconn(first)
+    pool.putconn(second)
+
+    lent = pool.getconn()
+    pool.putconn(lent)
+
+    assert lent is second
+
+
+@pytest.mark.postgres
 def test_a_read_snapshot_refuses_writes(store: PostgresStore) -> None:
     with pytest.raises(StoreError, match="read-only"), store.read() as tx:
         tx.upsert_named_task("ns", "t", "1.0.0", {}, "strict", NOW)
