@@ -12,8 +12,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from tasker.domain.states import TaskState
 from tasker.errors import ConfigError, StoreError, StoreUnavailable
 from tasker.store.postgres import PostgresStore, to_psycopg_placeholders
+from tests.store.test_store_contract import bare_task
 
 NOW = datetime(2026, 1, 6, 12, 0, tzinfo=UTC)
 
@@ -145,6 +147,112 @@ def test_a_failing_statement_is_store_error_and_rolls_the_transaction_back(
         assert tx.table_counts()["named_tasks"] == 0
     assert type(raised.value) is StoreError
     assert isinstance(raised.value.__cause__, psycopg.errors.UndefinedColumn)
+
+
+@pytest.mark.postgres
+def test_a_failing_statement_sent_without_waiting_fails_the_commit_and_writes_nothing(
+    store: PostgresStore,
+) -> None:
+    """Edges, inserts and audit rows are sent with the next statement (here: COMMIT), so
+    their errors surface there; the transaction is rolled back and reported as failed, not
+    as a commit of unknown outcome."""
+    with store.transaction() as tx:
+        task = bare_task(tx)
+
+    def move_then_insert_a_bad_edge() -> None:
+        with store.transaction() as tx:
+            tx.transition_task(task, TaskState.PENDING, TaskState.INITIALIZING, "start", NOW)
+            tx.insert_edge(task, "no-such-step", "no-such-step-either", "e", NOW)
+
+    with pytest.raises(StoreError, match="a statement failed") as raised:
+        move_then_insert_a_bad_edge()
+
+    assert "outcome is unknown" not in str(raised.value)
+    assert isinstance(raised.value.__cause__, psycopg.errors.ForeignKeyViolation)
+    with store.read() as tx:
+        assert [r.to_state for r in tx.task_transitions(task)] == ["pending"]
+
+
+@pytest.mark.postgres
+def test_a_held_statement_fails_at_the_next_statement_that_is_read(store: PostgresStore) -> None:
+    with store.transaction() as tx:
+        task = bare_task(tx)
+
+    reads: list[object] = []
+
+    def insert_a_bad_edge_then_read() -> None:
+        with store.transaction() as tx:
+            tx.insert_edge(task, "no-such-step", "no-such-step-either", "e", NOW)
+            reads.append(tx.get_task(task))
+
+    with pytest.raises(StoreError, match="foreign key") as raised:
+        insert_a_bad_edge_then_read()
+
+    assert reads == []
+    assert type(raised.value) is StoreError
+
+
+@pytest.mark.postgres
+def test_a_state_change_of_a_locked_task_from_the_wrong_state_fails_the_transaction(
+    store: PostgresStore,
+) -> None:
+    """Under its own lock a task's state change is not waited for (nobody else can move the
+    task); if it finds the task elsewhere after all, the transaction fails instead of
+    committing without the change."""
+    with store.transaction() as tx:
+        task = bare_task(tx)
+
+    def lock_then_move_from_the_wrong_state() -> None:
+        with store.transaction() as tx:
+            assert tx.lock_task(task) is not None
+            tx.transition_task(task, TaskState.COMPLETE, TaskState.ERROR, "fail", NOW)
+            tx.upsert_named_task("ns", "t", "1.0.0", {}, "strict", NOW)
+
+    with pytest.raises(StoreError, match="not in state complete") as raised:
+        lock_then_move_from_the_wrong_state()
+
+    assert type(raised.value) is StoreError
+    with store.read() as tx:
+        assert [r.to_state for r in tx.task_transitions(task)] == ["pending"]
+        assert tx.find_named_task("ns", "t", "1.0.0") is None
+
+
+@pytest.mark.postgres
+def test_state_changes_of_a_locked_task_are_written_in_order(store: PostgresStore) -> None:
+    with store.transaction() as tx:
+        task = bare_task(tx)
+
+    with store.transaction() as tx:
+        assert tx.lock_task(task) is not None
+        assert tx.transition_task(task, TaskState.PENDING, TaskState.INITIALIZING, "start", NOW)
+        assert tx.transition_task(
+            task, TaskState.INITIALIZING, TaskState.ENQUEUING_STEPS, "enqueue", NOW
+        )
+        seen = tx.get_task(task)
+
+    assert seen is not None
+    assert seen.state is TaskState.ENQUEUING_STEPS
+    with store.read() as tx:
+        rows = tx.task_transitions(task)
+    assert [(r.from_state, r.to_state, r.most_recent) for r in rows] == [
+        (None, "pending", False),
+        ("pending", "initializing", False),
+        ("initializing", "enqueuing_steps", True),
+    ]
+
+
+@pytest.mark.postgres
+def test_the_pool_lends_the_most_recently_returned_connection_first(store: PostgresStore) -> None:
+    """Warm connections (prepared statements, cached plans) are reused before idle ones."""
+    pool = store._pool
+    first, second = pool.getconn(), pool.getconn()
+    pool.putconn(first)
+    pool.putconn(second)
+
+    lent = pool.getconn()
+    pool.putconn(lent)
+
+    assert lent is second
 
 
 @pytest.mark.postgres

@@ -21,6 +21,7 @@ import math
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,10 +33,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from tasker.domain.model import JSONObject
+from tasker.domain.states import SETTLED_TASK_STATES, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
 from tasker.store.queries import load_query_files
-from tasker.store.sql import SqlTransaction, StoreStats, new_uuid
+from tasker.store.sql import (
+    LockedTask,
+    SqlTransaction,
+    StoreStats,
+    _transition_metadata,
+    new_uuid,
+)
 
 __all__ = ["PostgresDialect", "PostgresStore", "to_psycopg_placeholders"]
 
@@ -52,6 +61,21 @@ _MIGRATION_LOCK_KEY = 0x7461736B6572
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)")
 
 _Conn = psycopg.Connection[DictRow]
+
+# One NOTIFY per channel and payload, all in one statement (delivered to listeners at commit).
+_NOTIFY_SQL = (
+    "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(c, p)"
+)
+_BEGIN = "BEGIN"
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# The store's statements whose results are never read: sent without waiting (see _Connection).
+_DEFERRABLE_QUERIES = ("insert_step", "insert_edge", "insert_result_audit", "bump_held_task")
+
+# Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
+# failed, and the server skipped everything after it).
+_STILL_IN_TRANSACTION = frozenset(
+    {psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR}
+)
 
 
 def to_psycopg_placeholders(sql: str) -> str:
@@ -98,17 +122,151 @@ class PostgresDialect:
 
 
 class _Connection:
-    """What ``SqlTransaction`` executes on: a pooled connection whose errors become ours."""
+    """What ``SqlTransaction`` executes on: one pooled connection, holding back what can wait.
 
-    def __init__(self, conn: _Conn, where: str) -> None:
+    The store's own statements whose results nobody reads (``BEGIN``, inserts, a held task's
+    state change, the ``NOTIFY``) are held here and sent, in pipeline mode, together with the
+    next statement whose result is needed (or with ``COMMIT``), so they cost no round trip of
+    their own; a failure among them surfaces there, still inside the transaction, which is
+    rolled back as before. Every other statement runs at once, as without holding, so that it
+    has run (its locks are held, its errors raised) when ``execute`` returns.
+    """
+
+    def __init__(self, conn: _Conn, where: str, deferrable: frozenset[str]) -> None:
         self._conn = conn
         self._where = where
+        self._deferrable = deferrable
+        self._held: list[tuple[str, Any, _Result]] = []
 
-    def execute(self, sql: str, params: Any = None, /) -> Any:
+    def execute(self, sql: str, params: Any = None, /) -> _Result:
+        if sql in self._deferrable:
+            result = _Result(self, None)
+            self._held.append((sql, params, result))
+            return result
         try:
-            return self._conn.execute(sql, params)
+            return _Result(self, self.run(sql, params))
         except psycopg.Error as exc:
             raise _store_error(exc, self._where, "a statement failed") from exc
+
+    def run(self, sql: str, params: Any = None) -> psycopg.Cursor[DictRow]:
+        """Run ``sql`` after whatever is held, in one round trip; psycopg errors pass through
+        (the caller classifies them)."""
+        if not self._held:
+            return self._conn.execute(sql, params)
+        held, self._held = self._held, []
+        with self._conn.pipeline():
+            for held_sql, held_params, result in held:
+                result.cursor = self._conn.execute(held_sql, held_params)
+            cursor = self._conn.execute(sql, params)
+        return cursor  # leaving the pipeline read every result and raised the first error
+
+    def send_held(self) -> None:
+        """Send what is held now (somebody asked for a held statement's result)."""
+        if self._held:
+            held, self._held = self._held, []
+            try:
+                with self._conn.pipeline():
+                    for held_sql, held_params, result in held:
+                        result.cursor = self._conn.execute(held_sql, held_params)
+            except psycopg.Error as exc:
+                raise _store_error(exc, self._where, "a statement failed") from exc
+
+    def drop_held(self) -> None:
+        """Forget what is held (the transaction failed before it was sent)."""
+        self._held.clear()
+
+
+class _Result:
+    """A statement's result; a held statement's is sent for when it is asked for."""
+
+    __slots__ = ("_owner", "cursor")
+
+    def __init__(self, owner: _Connection, cursor: psycopg.Cursor[DictRow] | None) -> None:
+        self._owner = owner
+        self.cursor = cursor
+
+    def _ready(self) -> psycopg.Cursor[DictRow]:
+        if self.cursor is None:
+            self._owner.send_held()
+        assert self.cursor is not None
+        return self.cursor
+
+    def fetchall(self) -> list[DictRow]:
+        return self._ready().fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._ready().rowcount
+
+
+class _PostgresTransaction(SqlTransaction):
+    """``SqlTransaction`` that does not wait for task state changes it cannot lose.
+
+    A task whose row this transaction locked (``lock_task``) cannot be moved by anybody else,
+    so the compare-and-set of ``transition_task`` succeeds unless orchestration asked for a
+    move from a state the task is not in, which it treats as a bug anyway (``move_task``
+    raises). The ``UPDATE`` is therefore sent without waiting for its result (it travels with
+    the next statement that is read: 2.75 round trips fewer per step), and the statement
+    itself fails, failing the transaction, if it finds the task in another state. A task not
+    locked here keeps the plain compare-and-set contract (``False`` when it was elsewhere).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: set[str] = set()
+
+    def lock_task(self, task_uuid: str) -> LockedTask | None:
+        locked = super().lock_task(task_uuid)
+        if locked is not None:
+            self._held.add(task_uuid)
+        return locked
+
+    def transition_task(
+        self,
+        task_uuid: str,
+        from_state: TaskState,
+        to_state: TaskState,
+        event: str,
+        now: datetime,
+        metadata: JSONObject | None = None,
+    ) -> bool:
+        if task_uuid not in self._held:
+            return super().transition_task(task_uuid, from_state, to_state, event, now, metadata)
+        self._run(
+            "bump_held_task",
+            {
+                "task_uuid": task_uuid,
+                "from_state": from_state.value,
+                "to_state": to_state.value,
+                "now": self._ts(now),
+                "event": event,
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "transition_uuid": new_uuid(),
+                "processor_uuid": self.processor_uuid,
+            },
+        )
+        if to_state in SETTLED_TASK_STATES:
+            self.settled_tasks.add(task_uuid)
+        return True
+
+
+class _RecentFirstPool(ConnectionPool[_Conn]):
+    """A pool that lends the most recently returned connection first.
+
+    psycopg_pool lends the longest-idle connection, so a handful of threads rotate through
+    every connection of the pool, and each connection plans (and parses, until psycopg
+    prepares it) every statement anew for its first executions and builds its own catalog
+    and trigger-function caches. Lending the warmest connection keeps that work on the few
+    connections the load needs; the idle ones stay at the cold end, where the pool closes
+    them first. Only the order of the idle connections changes (and only if the pool keeps
+    them in a deque, as psycopg_pool 3.2 and 3.3 do).
+    """
+
+    def _get_ready_connection(self, timeout: float | None) -> _Conn | None:
+        idle = getattr(self, "_pool", None)
+        if isinstance(idle, deque) and len(idle) > 1:
+            idle.rotate(1)  # the most recently returned one (right end) goes first
+        return super()._get_ready_connection(timeout)
 
 
 def _store_error(exc: psycopg.Error, where: str, doing: str) -> StoreError:
@@ -183,6 +341,9 @@ class PostgresStore:
         self._queries = {
             name: to_psycopg_placeholders(sql) for name, sql in load_query_files(_HERE).items()
         }
+        self._deferrable = frozenset(
+            {_BEGIN, _BEGIN_READ, _NOTIFY_SQL, *(self._queries[n] for n in _DEFERRABLE_QUERIES)}
+        )
         self._dialect = PostgresDialect()
         self.stats = StoreStats()
         self.processor_uuid = new_uuid()
@@ -199,7 +360,7 @@ class PostgresStore:
             self.migrate()
         else:
             self._check_schema()
-        self._pool: ConnectionPool[_Conn] = ConnectionPool(
+        self._pool: ConnectionPool[_Conn] = _RecentFirstPool(
             self._conninfo,
             connection_class=psycopg.Connection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
@@ -249,7 +410,11 @@ class PostgresStore:
         return max(0.0, min(1.0, in_use / max(1, self._pool.max_size)))
 
     def _end(self, conn: _Conn, statement: LiteralString) -> None:
-        """ROLLBACK after a failure; never masks the exception that is already on its way."""
+        """ROLLBACK after a failure; never masks the exception that is already on its way.
+
+        Nothing to do when the transaction never started (its ``BEGIN`` was still held)."""
+        if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
         try:
             conn.execute(statement)
         except psycopg.Error as exc:
@@ -335,40 +500,22 @@ class PostgresStore:
         """
         conn = self._getconn()
         try:
-            tx = self._begin(conn, "BEGIN")
+            wrapped, tx = self._begin(conn, _BEGIN)
             try:
                 yield tx
                 wake = tx.wake_count()
-                notices: list[tuple[str, str]] = []
-                if wake != 0:
-                    payload = "|".join(
-                        (
-                            self.processor_uuid,
-                            "*" if wake is None else str(wake),
-                            ",".join(sorted(tx.wake_namespaces)),
-                        )
-                    )
-                    notices.append((_CHANNEL, payload))
-                settled = sorted(tx.settled_tasks)
-                for start in range(0, len(settled), _SETTLED_PER_NOTIFY):
-                    chunk = settled[start : start + _SETTLED_PER_NOTIFY]
-                    notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
-                if notices:
-                    # One statement for all of them; delivered to listeners at commit.
-                    tx.execute(
-                        "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[],"
-                        " %(payloads)s::text[]) AS n(c, p)",
-                        {
-                            "channels": [c for c, _ in notices],
-                            "payloads": [p for _, p in notices],
-                        },
-                    )
+                self._announce(tx, wake)
             except BaseException:
+                wrapped.drop_held()
                 self._end(conn, "ROLLBACK")
                 raise
             try:
-                conn.execute("COMMIT")
+                wrapped.run("COMMIT")  # with the NOTIFY and anything else held
             except psycopg.Error as exc:
+                if conn.pgconn.transaction_status in _STILL_IN_TRANSACTION:
+                    # A statement sent with COMMIT failed, so COMMIT never ran: roll back.
+                    self._end(conn, "ROLLBACK")
+                    raise _store_error(exc, self._where, "a statement failed") from exc
                 raise _store_error(
                     exc, self._where, "commit failed (the outcome is unknown)"
                 ) from exc
@@ -378,26 +525,55 @@ class PostgresStore:
         if wake != 0:
             self._wake_local(wake)
 
+    def _announce(self, tx: SqlTransaction, wake: int | None) -> None:
+        """Queue the transaction's ``NOTIFY``s (work for others, settled tasks): one statement
+        for all of them, delivered to listeners at commit."""
+        notices: list[tuple[str, str]] = []
+        if wake != 0:
+            payload = "|".join(
+                (
+                    self.processor_uuid,
+                    "*" if wake is None else str(wake),
+                    ",".join(sorted(tx.wake_namespaces)),
+                )
+            )
+            notices.append((_CHANNEL, payload))
+        settled = sorted(tx.settled_tasks)
+        for start in range(0, len(settled), _SETTLED_PER_NOTIFY):
+            chunk = settled[start : start + _SETTLED_PER_NOTIFY]
+            notices.append((_SETTLED_CHANNEL, f"{self.processor_uuid}|{','.join(chunk)}"))
+        if notices:
+            tx.execute(
+                _NOTIFY_SQL,
+                {
+                    "channels": [c for c, _ in notices],
+                    "payloads": [p for _, p in notices],
+                },
+            )
+
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
         """A read-only snapshot: every statement sees the same committed state."""
         conn = self._getconn()
         try:
-            tx = self._begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            wrapped, tx = self._begin(conn, _BEGIN_READ)
             try:
                 yield tx
             finally:
+                wrapped.drop_held()
                 self._end(conn, "ROLLBACK")
         finally:
             self._putconn(conn)
 
-    def _begin(self, conn: _Conn, statement: LiteralString) -> SqlTransaction:
-        """Start a transaction (not counted as a statement, like SQLite's BEGIN)."""
-        wrapped = _Connection(conn, self._where)
+    def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, SqlTransaction]:
+        """Start a transaction (not counted as a statement, like SQLite's BEGIN); ``BEGIN`` is
+        held and sent with the first statement."""
+        wrapped = _Connection(conn, self._where, self._deferrable)
         wrapped.execute(statement)
-        return SqlTransaction(
+        tx = _PostgresTransaction(
             wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
         )
+        return wrapped, tx
 
     # -- wake-ups -------------------------------------------------------------------------
 

@@ -140,6 +140,23 @@ UPDATE tasks SET state = :to_state, transition_count = transition_count + :steps
 WHERE task_uuid = :task_uuid AND state = :from_state
 RETURNING transition_count;
 
+-- name: bump_held_task
+-- bump_task for a task whose row this transaction locked: nobody else can move it, so the store does
+-- not wait for the result; finding the task in another state (a bug) fails the statement.
+WITH moved AS (
+    UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
+        state_entered_at = :now, updated_at = :now,
+        last_event = :event, last_metadata = :metadata::jsonb, last_transition_uuid = :transition_uuid,
+        last_processor_uuid = :processor_uuid,
+        complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
+        completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
+    WHERE task_uuid = :task_uuid AND state = :from_state
+    RETURNING 1
+)
+SELECT tasker_fail('task ' || :task_uuid || ' was not in state ' || :from_state
+                   || ' under this transaction''s own lock')
+WHERE NOT EXISTS (SELECT 1 FROM moved);
+
 -- name: insert_result_audit
 -- One audit row per stored step result (states.md §3.2).
 INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
@@ -166,14 +183,17 @@ LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
 -- name: ancestor_results
--- Results of every processed ancestor of a step (transitive), keyed by step name.
+-- Results of every processed ancestor of a step (transitive), keyed by step name. The ancestors are
+-- looked up by primary key (= ANY of their array): a join let the planner hash the whole
+-- workflow_steps table on every call while it had no statistics (any young database).
 WITH RECURSIVE ancestors(uuid) AS (
     SELECT from_step_uuid FROM workflow_step_edges WHERE to_step_uuid = :workflow_step_uuid
     UNION
     SELECT e.from_step_uuid FROM workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.uuid
 )
-SELECT s.name, s.results FROM workflow_steps s JOIN ancestors a ON s.workflow_step_uuid = a.uuid
-WHERE s.processed AND s.results IS NOT NULL
+SELECT s.name, s.results FROM workflow_steps s
+WHERE s.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+  AND s.processed AND s.results IS NOT NULL
 ORDER BY s.created_at, s.step_seq;
 
 -- name: heartbeat

@@ -246,3 +246,11 @@ FOR EACH ROW EXECUTE FUNCTION tasker_step_transition();
 CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps
 FOR EACH ROW WHEN (NEW.transition_count <> OLD.transition_count)
 EXECUTE FUNCTION tasker_step_transition();
+
+-- Fails the statement that calls it: a task state change sent without waiting for its result
+-- (queries.sql: bump_held_task) that found the task in another state fails its transaction.
+CREATE FUNCTION tasker_fail(message text) RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'raise_exception';
+END
+$$;
