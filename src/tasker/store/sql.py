@@ -307,6 +307,19 @@ class SqlTransaction:
         pass instead of one per transition). The caller checked each step against the state
         table.
         """
+        params = self._task_path_params(task_uuid, from_state, path, now)
+        found = self._run("bump_task", params).fetchall()
+        return self._task_moved(task_uuid, path[-1][0], bool(found))
+
+    def _task_path_params(
+        self,
+        task_uuid: str,
+        from_state: TaskState,
+        path: Sequence[tuple[TaskState, str, JSONObject | None]],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Parameters of ``bump_task``: the last transition in ``last_*``, all of them (when
+        more than one) in ``path``."""
         to_state, event, metadata = path[-1]
         transition_uuid = new_uuid()
         encoded_path: Any = None
@@ -325,24 +338,24 @@ class SqlTransaction:
                 )
                 state = target
             encoded_path = self._json(rows)
-        found = self._run(
-            "bump_task",
-            {
-                "task_uuid": task_uuid,
-                "from_state": from_state.value,
-                "to_state": to_state.value,
-                "now": self._ts(now),
-                "event": event,
-                "metadata": self._json(_transition_metadata(event, now, metadata)),
-                "transition_uuid": transition_uuid,
-                "processor_uuid": self.processor_uuid,
-                "steps": len(path),
-                "path": encoded_path,
-            },
-        ).fetchall()
-        if found and to_state in SETTLED_TASK_STATES:
+        return {
+            "task_uuid": task_uuid,
+            "from_state": from_state.value,
+            "to_state": to_state.value,
+            "now": self._ts(now),
+            "event": event,
+            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "transition_uuid": transition_uuid,
+            "processor_uuid": self.processor_uuid,
+            "steps": len(path),
+            "path": encoded_path,
+        }
+
+    def _task_moved(self, task_uuid: str, to_state: TaskState, moved: bool) -> bool:
+        """Note a task that a move settled (its waiters are woken after commit)."""
+        if moved and to_state in SETTLED_TASK_STATES:
             self.settled_tasks.add(task_uuid)
-        return bool(found)
+        return moved
 
     def tasks_in_states(
         self, states: Iterable[TaskState], entered_before: datetime, limit: int

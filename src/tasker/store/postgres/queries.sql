@@ -144,10 +144,10 @@ RETURNING transition_count;
 -- bump_task for a task whose row this transaction locked: nobody else can move it, so the store does
 -- not wait for the result; finding the task in another state (a bug) fails the statement.
 WITH moved AS (
-    UPDATE tasks SET state = :to_state, transition_count = transition_count + 1,
+    UPDATE tasks SET state = :to_state, transition_count = transition_count + :steps,
         state_entered_at = :now, updated_at = :now,
         last_event = :event, last_metadata = :metadata::jsonb, last_transition_uuid = :transition_uuid,
-        last_processor_uuid = :processor_uuid,
+        last_processor_uuid = :processor_uuid, last_path = CAST(:path AS jsonb),
         complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
         completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
     WHERE task_uuid = :task_uuid AND state = :from_state
