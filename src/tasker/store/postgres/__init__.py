@@ -213,12 +213,12 @@ class _PostgresTransaction(SqlTransaction):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._held: set[str] = set()
+        self._locked_tasks: set[str] = set()
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         locked = super().lock_task(task_uuid)
         if locked is not None:
-            self._held.add(task_uuid)
+            self._locked_tasks.add(task_uuid)
         return locked
 
     def transition_task(
@@ -230,7 +230,7 @@ class _PostgresTransaction(SqlTransaction):
         now: datetime,
         metadata: JSONObject | None = None,
     ) -> bool:
-        if task_uuid not in self._held:
+        if task_uuid not in self._locked_tasks:
             return super().transition_task(task_uuid, from_state, to_state, event, now, metadata)
         self._run(
             "bump_held_task",
