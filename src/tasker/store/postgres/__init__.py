@@ -212,12 +212,12 @@ class _PostgresTransaction(SqlTransaction):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._held: set[str] = set()
+        self._locked_tasks: set[str] = set()
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         locked = super().lock_task(task_uuid)
         if locked is not None:
-            self._held.add(task_uuid)
+            self._locked_tasks.add(task_uuid)
         return locked
 
     def transition_task_path(
@@ -227,7 +227,7 @@ class _PostgresTransaction(SqlTransaction):
         path: Sequence[tuple[TaskState, str, JSONObject | None]],
         now: datetime,
     ) -> bool:
-        if task_uuid not in self._held:
+        if task_uuid not in self._locked_tasks:
             return super().transition_task_path(task_uuid, from_state, path, now)
         self._run("bump_held_task", self._task_path_params(task_uuid, from_state, path, now))
         return self._task_moved(task_uuid, path[-1][0], True)
