@@ -158,12 +158,11 @@ def _retry_if_due(tx: Transaction, run: _Pass, now: datetime) -> None:
 
 
 def _initialize(tx: Transaction, run: _Pass, now: datetime) -> None:
-    task_uuid = run.task.task_uuid
-    ready = tx.ready_steps(task_uuid, now)
+    ready, counts = tx.step_overview(run.task.task_uuid, now)
     if ready:
         run.move(TaskEvent.READY_STEPS_FOUND)
         _enqueue(tx, run, now, ready)
-    elif not tx.step_state_counts(task_uuid):
+    elif not counts:
         run.move(TaskEvent.NO_STEPS_FOUND)
     else:
         run.move(TaskEvent.NO_DEPENDENCIES_READY)

@@ -413,13 +413,14 @@ class SqlTransaction:
         return [(r["from_name"], r["to_name"], r["edge_name"]) for r in rows]
 
     def ready_steps(self, task_uuid: str, now: datetime) -> list[tuple[str, StepState]]:
-        rows = self._all("ready_steps", {"task_uuid": task_uuid, "now": self._ts(now)})
-        return [(str(r["workflow_step_uuid"]), StepState(r["state"])) for r in rows]
+        """Steps of a task that may run now (execution.md §5), oldest first."""
+        return self.step_overview(task_uuid, now)[0]
 
     def step_overview(
         self, task_uuid: str, now: datetime
     ) -> tuple[list[tuple[str, StepState]], dict[StepState, int]]:
-        """``ready_steps`` and ``step_state_counts`` of a task, read in one statement."""
+        """A task's ready steps and its step counts by state, read in one statement (the
+        readiness rule is written once per backend, in this query)."""
         ready: list[tuple[str, StepState]] = []
         counts: dict[StepState, int] = {}
         for r in self._all("step_overview", {"task_uuid": task_uuid, "now": self._ts(now)}):
