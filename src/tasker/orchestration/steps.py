@@ -24,6 +24,7 @@ from tasker.store.base import Transaction
 from tasker.store.sql import LockedTask, new_uuid
 
 __all__ = [
+    "ResultGroup",
     "ResultOutcome",
     "claim_step_rows",
     "claim_steps",
@@ -113,23 +114,29 @@ def submit_result(
     jitter: bool = True,
     correlation_id: str | None = None,
     step_template: StepTemplate | None = None,
+    group: ResultGroup | None = None,
 ) -> ResultOutcome:
     """Store a run's result under its claim, process it and advance the task.
 
     ``step_template``, when the caller knows it (the worker that ran the step), lets the
     success of a plain step be stored and completed in one ``UPDATE`` (``in_progress ->
-    enqueued_for_orchestration -> complete``, two transition rows as always).
+    enqueued_for_orchestration -> complete``, two transition rows as always). With ``group``
+    the task is advanced by ``group.finish`` instead, once for all the group's results.
 
     Returns:
         ``REFUSED`` when the claim is no longer current (lease expired and swept, task
         cancelled): nothing is written (R1.4).
     """
-    task = tx.lock_task(claim.task_uuid)
+    task = group.locked.get(claim.task_uuid) if group is not None else None
     if task is None:
-        return ResultOutcome.REFUSED
+        task = tx.lock_task(claim.task_uuid)
+        if task is None:
+            return ResultOutcome.REFUSED
+        if group is not None:
+            group.locked[claim.task_uuid] = task
     success = bool(document.get("success"))
     if success and step_template is not None and step_template.type not in _OUTCOME_TYPES:
-        return _complete_plain_success(tx, task, claim, document, now, correlation_id)
+        return _complete_plain_success(tx, task, claim, document, now, correlation_id, group)
     target = (
         StepState.ENQUEUED_FOR_ORCHESTRATION
         if success
@@ -170,9 +177,37 @@ def submit_result(
         now,
         jitter,
     )
-    if not task.state.is_terminal:
-        evaluate_locked_task(tx, task, now)
+    _advance(tx, task, now, group)
     return ResultOutcome.APPLIED
+
+
+class ResultGroup:
+    """Results recorded in one transaction (a worker pool's group commit): each task's row is
+    locked once, and each task that got a result is evaluated once, after all of them, by
+    ``finish``. A pass reads the steps as they are then, so one pass after two results of a
+    task decides what two passes would have; it saves a task evaluation (which reads all the
+    task's steps) per extra result, most in wide fan-outs."""
+
+    __slots__ = ("advanced", "locked")
+
+    def __init__(self) -> None:
+        self.locked: dict[str, LockedTask] = {}
+        self.advanced: dict[str, LockedTask] = {}
+
+    def finish(self, tx: Transaction, now: datetime) -> None:
+        for task in self.advanced.values():
+            evaluate_locked_task(tx, task, now)
+        self.advanced.clear()
+
+
+def _advance(tx: Transaction, task: LockedTask, now: datetime, group: ResultGroup | None) -> None:
+    """Evaluate a task after one of its results was stored, now or when its group finishes."""
+    if task.state.is_terminal:
+        return
+    if group is None:
+        evaluate_locked_task(tx, task, now)
+    else:
+        group.advanced[task.task_uuid] = task
 
 
 _OUTCOME_TYPES = (StepType.DECISION, StepType.BATCHABLE)
@@ -186,6 +221,7 @@ def _complete_plain_success(
     document: JSONObject,
     now: datetime,
     correlation_id: str | None,
+    group: ResultGroup | None,
 ) -> ResultOutcome:
     """``submit_result`` for the success of a step that is neither a decision nor batchable:
     store the result and complete the step in one fenced ``UPDATE``."""
@@ -207,8 +243,7 @@ def _complete_plain_success(
     if moved is None or moved.via_transition_uuid is None:
         return ResultOutcome.REFUSED
     _audit(tx, claim, moved.via_transition_uuid, document, correlation_id, now, success=True)
-    if not task.state.is_terminal:
-        evaluate_locked_task(tx, task, now)
+    _advance(tx, task, now, group)
     return ResultOutcome.APPLIED
 
 

@@ -29,6 +29,7 @@ from tasker.domain.model import Claim, JSONObject, StepRecord, TaskRecord
 from tasker.domain.template import StepTemplate
 from tasker.errors import StoreUnavailable, TaskerError
 from tasker.orchestration.steps import (
+    ResultGroup,
     ResultOutcome,
     claim_step_rows,
     heartbeat,
@@ -522,6 +523,7 @@ class WorkerPool:
             nonlocal settled
             with self.store.transaction() as tx:
                 settled = tx.settled_tasks
+                results = ResultGroup()
                 outcomes = [
                     submit_result(
                         tx,
@@ -532,9 +534,11 @@ class WorkerPool:
                         jitter=self.settings.jitter,
                         correlation_id=item.correlation_id,
                         step_template=item.step,
+                        group=results,
                     )
                     for item in ordered
                 ]
+                results.finish(tx, _now())
                 jobs = (
                     self._claim_jobs(tx, len(wanted))
                     if wanted and not self._stopping.is_set()
