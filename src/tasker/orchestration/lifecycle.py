@@ -45,13 +45,9 @@ def move_task(
     Raises:
         IllegalTransition: the state machine forbids it; nothing was written.
     """
-    target = next_task_state(current, event)
-    if not tx.transition_task(
-        task.task_uuid, current, target, event.value, now, dict(metadata or {})
-    ):
-        # The row is locked by this transaction, so a lost race here is a bug, not contention.
-        raise RuntimeError(f"task {task.task_uuid} changed state under its own lock")
-    return target
+    run = _Pass(tx, task, current)
+    run.move(event, metadata)
+    return run.write(now)
 
 
 def execution_status(
@@ -91,11 +87,11 @@ class _Pass:
 
     __slots__ = ("moves", "start", "state", "task", "tx")
 
-    def __init__(self, tx: Transaction, task: LockedTask) -> None:
+    def __init__(self, tx: Transaction, task: LockedTask, state: TaskState | None = None) -> None:
         self.tx = tx
         self.task = task
-        self.start = task.state
-        self.state = task.state
+        self.start = task.state if state is None else state
+        self.state = self.start
         self.moves: list[tuple[TaskState, str, JSONObject | None]] = []
 
     def move(self, event: TaskEvent, metadata: Mapping[str, object] | None = None) -> TaskState:
@@ -113,6 +109,7 @@ class _Pass:
         if self.moves and not self.tx.transition_task_path(
             self.task.task_uuid, self.start, self.moves, now
         ):
+            # The row is locked by this transaction: a lost race here is a bug, not contention.
             raise RuntimeError(f"task {self.task.task_uuid} changed state under its own lock")
         self.start, self.moves = self.state, []
         return self.state
@@ -151,10 +148,11 @@ def _advance(tx: Transaction, run: _Pass, now: datetime) -> None:
 
 
 def _retry_if_due(tx: Transaction, run: _Pass, now: datetime) -> None:
-    if not tx.ready_steps(run.task.task_uuid, now):
+    ready = tx.ready_steps(run.task.task_uuid, now)
+    if not ready:
         return
     run.move(TaskEvent.RETRY_READY)
-    _enqueue(tx, run, now)
+    _enqueue(tx, run, now, ready)
 
 
 def _initialize(tx: Transaction, run: _Pass, now: datetime) -> None:
@@ -187,16 +185,11 @@ def _finalize(tx: Transaction, run: _Pass, now: datetime) -> None:
 
 
 def _enqueue(
-    tx: Transaction,
-    run: _Pass,
-    now: datetime,
-    ready: list[tuple[str, StepState]] | None = None,
+    tx: Transaction, run: _Pass, now: datetime, ready: list[tuple[str, StepState]]
 ) -> None:
     """Mark every ready step ``enqueued`` (the queue is the step state itself)."""
     task = run.task
     enqueued = []
-    if ready is None:
-        ready = tx.ready_steps(task.task_uuid, now)
     for step_uuid, step_state in ready:
         current = step_state
         if current is StepState.WAITING_FOR_RETRY:
