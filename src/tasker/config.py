@@ -30,6 +30,8 @@ class Settings(BaseModel):
     handlers: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     concurrency: int = Field(default=4, ge=1, le=1000)
+    claim_batch_max: int = Field(default=32, ge=1, le=1000)
+    claim_batch_budget_ms: float = Field(default=2.0, ge=0)
     worker_id: str | None = None
     lease_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)

@@ -343,6 +343,8 @@ class Tasker:
                 poll_interval_s=s.poll_interval_s,
                 jitter=s.jitter_enabled,
                 max_result_bytes=s.max_result_bytes,
+                batch_max=s.claim_batch_max,
+                batch_budget_s=s.claim_batch_budget_ms / 1000.0,
                 **({"worker_id": s.worker_id} if s.worker_id else {}),
             ),
             on_settled=lambda task_uuid: self._settled_in((task_uuid,)),

@@ -19,7 +19,7 @@ from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, open_store
 from tasker.templates import load_template_text
 from tasker.worker.handlers import HandlerRegistry
-from tasker.worker.runner import PoolSettings, WorkerPool, _Job, _now, _Submission
+from tasker.worker.runner import PoolSettings, WorkerPool, _Job, _now, _Result, _Submission
 
 CHAIN = """
 name: pair
@@ -76,7 +76,7 @@ def claim(pool: WorkerPool, count: int) -> list[_Job]:
 
 def submission(job: _Job, result: Any = None, *, claim_next: bool = True) -> _Submission:
     document = {"success": True, "result": {"value": 1} if result is None else result}
-    return _Submission(job.claim, document, None, claim_next, job.step)
+    return _Submission([_Result(job.claim, document, None, job.step)], 1 if claim_next else 0)
 
 
 def step_states(store: Store, task_uuid: str) -> dict[str, StepState]:
@@ -99,8 +99,8 @@ def test_a_group_records_every_result_in_one_commit_and_claims_each_thread_a_nex
             "first": StepState.COMPLETE,
             "second": StepState.IN_PROGRESS,  # claimed in the group's transaction
         }
-    handed = {item.job.claim.task_uuid for item in group if item.job is not None}
-    assert handed == set(tasks)
+    assert [len(item.jobs) for item in group] == [1, 1, 1]
+    assert {item.jobs[0].claim.task_uuid for item in group} == set(tasks)
 
 
 def test_a_result_that_cannot_be_stored_does_not_lose_the_others_of_its_group(
@@ -114,9 +114,9 @@ def test_a_result_that_cannot_be_stored_does_not_lose_the_others_of_its_group(
     pool._commit_group([good, bad])
 
     assert step_states(pool.store, good_task)["first"] is StepState.COMPLETE
-    assert good.job is not None
+    assert good.jobs == []  # the retry one result at a time claims nothing
     assert step_states(pool.store, bad_task)["first"] is StepState.IN_PROGRESS  # left to its lease
-    assert bad.job is None
+    assert bad.jobs == []
 
 
 def test_a_group_evaluates_a_task_once_for_all_of_its_results(pool: WorkerPool) -> None:

@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,18 +187,36 @@ class _Job:
     step: StepTemplate
 
 
-@dataclass(eq=False)
-class _Submission:
-    """A result waiting for the group commit, and what its thread gets back."""
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """A run's result document, waiting to be recorded under its claim."""
 
     claim: Claim
     document: JSONObject
     correlation_id: str | None
-    claim_next: bool
     step: StepTemplate | None
+
+
+@dataclass(eq=False)
+class _Submission:
+    """One thread's results waiting for the group commit, and the claims it gets back."""
+
+    results: list[_Result]
+    claim_count: int
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # set (before ``done``) when this thread must commit the next group
-    job: _Job | None = None
+    jobs: list[_Job] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The steps one thread holds: claimed and not started, or run and not yet recorded.
+
+    Lease renewal and shutdown see every claim in here; a watchdog that abandons the thread
+    takes both lists over."""
+
+    queued: deque[_Job] = field(default_factory=deque)
+    done: list[_Result] = field(default_factory=list)
 
 
 @dataclass
@@ -221,6 +240,8 @@ class PoolSettings:
     poll_interval_s: float = 0.5
     jitter: bool = True
     max_result_bytes: int = 1_048_576
+    batch_max: int = 32
+    batch_budget_s: float = 0.002
     worker_id: str = field(default_factory=lambda: f"worker-{time.time_ns():x}")
 
 
@@ -246,7 +267,12 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._runs: dict[int, _Run] = {}
+        self._batches: dict[int, _Batch] = {}  # thread ident -> the steps that thread holds
         self._runs_lock = threading.Lock()
+        # Moving average of a handler run (seconds), which sizes claim batches; None until the
+        # first run, so the first claims are single.
+        self._run_s: float | None = None
+        self._idle = 0  # threads waiting for work: while there are some, claims are single
         self._serial = 0
         # Recently claimed tasks' rows: build_task_sequence_step reads only fields that never
         # change after creation, so the later steps of a task skip reading it again.
@@ -263,10 +289,10 @@ class WorkerPool:
         for _ in range(self.settings.concurrency):
             self._spawn()
 
-    def _spawn(self) -> None:
+    def _spawn(self, jobs: Sequence[_Job] = ()) -> None:
         self._serial += 1
         thread = threading.Thread(
-            target=self._loop, name=f"tasker-worker-{self._serial}", daemon=True
+            target=self._loop, args=(jobs,), name=f"tasker-worker-{self._serial}", daemon=True
         )
         self._threads.append(thread)
         thread.start()
@@ -283,38 +309,65 @@ class WorkerPool:
 
     @property
     def in_flight(self) -> list[Claim]:
+        """Every claim this pool holds: running, claimed and not started, or run and not yet
+        recorded."""
         with self._runs_lock:
-            return [run.claim for run in self._runs.values() if not run.abandoned]
+            claims = [run.claim for run in self._runs.values() if not run.abandoned]
+            for batch in self._batches.values():
+                claims.extend(job.claim for job in batch.queued)
+                claims.extend(result.claim for result in batch.done)
+            return claims
 
     # -- the loop -------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _loop(self, jobs: Sequence[_Job] = ()) -> None:
         loop = asyncio.new_event_loop()
+        batch = _Batch(deque(jobs))
+        with self._runs_lock:
+            self._batches[threading.get_ident()] = batch
         try:
-            job: _Job | None = None
             while not self._stopping.is_set():
-                if job is None:
+                if not batch.queued:
                     seen = self.store.work_sequence()
                     try:
-                        job = self._claim(None)
+                        claimed = self._claim(self._batch_limit())
                     except Exception:
                         log.exception("claiming a step failed; retrying after the poll interval")
-                    if job is None:
-                        self.store.wait_for_work(seen, self.settings.poll_interval_s)
+                        claimed = []
+                    if not claimed:
+                        with self._runs_lock:
+                            self._idle += 1
+                        try:
+                            self.store.wait_for_work(seen, self.settings.poll_interval_s)
+                        finally:
+                            with self._runs_lock:
+                                self._idle -= 1
                         continue
-                job, alive = self._run(job, loop)
-                if not alive:
+                    with self._runs_lock:
+                        batch.queued.extend(claimed)
+                if not self._run_batch(batch, loop):
                     return  # abandoned after a timeout: a replacement thread took our slot
         finally:
             loop.close()
 
-    def _claim(self, tx: Transaction | None) -> _Job | None:
-        """Claim one step, in ``tx`` or in a transaction of its own."""
-        if tx is None:
-            with self.store.transaction() as own:
-                return self._claim(own)
-        jobs = self._claim_jobs(tx, 1)
-        return jobs[0] if jobs else None
+    def _batch_limit(self) -> int:
+        """How many steps one thread claims at once (see docs/decisions/0010-claim-batches.md).
+
+        The steps of a batch run one after another on their thread, so a batch is sized to
+        take about ``batch_budget_s`` at the average handler time: fast handlers are claimed
+        and recorded many per transaction, slow ones one at a time, as before. While a thread
+        of this pool waits for work, claims stay single: steps that can run in parallel do,
+        and batches form only when every thread is busy."""
+        average = self._run_s
+        if average is None or self.settings.batch_max <= 1 or self._idle:
+            return 1
+        fits = int(self.settings.batch_budget_s / max(average, 1e-6))
+        return max(1, min(self.settings.batch_max, fits))
+
+    def _claim(self, limit: int) -> list[_Job]:
+        """Claim up to ``limit`` steps in a transaction of their own."""
+        with self.store.transaction() as tx:
+            return self._claim_jobs(tx, limit)
 
     def _claim_jobs(self, tx: Transaction, limit: int) -> list[_Job]:
         """Claim up to ``limit`` steps in ``tx``, each with what its handler will read."""
@@ -348,23 +401,53 @@ class WorkerPool:
                 self._tasks[task_uuid] = task
         return task
 
-    def _run(self, job: _Job, loop: asyncio.AbstractEventLoop) -> tuple[_Job | None, bool]:
-        """Run one claimed step and record it; returns the next job claimed in the same
-        transaction (if any) and ``False`` when this thread was abandoned."""
-        timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
-        run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
+    def _run_batch(self, batch: _Batch, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run the thread's claimed steps one after another and record their results in one
+        transaction that also claims the next batch; ``False`` when this thread was abandoned.
+
+        Results already run are recorded early when the batch outlives its budget, so a slow
+        handler delays the others' results by at most its own run. On shutdown the steps not
+        started stay in ``batch.queued``, where ``stop`` finds them to release."""
         ident = threading.get_ident()
-        with self._runs_lock:
-            self._runs[ident] = run
-        try:
-            document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
-            if run.abandoned:
-                return None, False
-            return self._submit(job.claim, document, job.tss, claim_next=True, step=job.step), True
-        finally:
+        started = time.monotonic()
+        while True:
             with self._runs_lock:
-                if self._runs.get(ident) is run:
-                    del self._runs[ident]
+                if self._stopping.is_set() or not batch.queued:
+                    break
+                job = batch.queued.popleft()
+                timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
+                run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
+                self._runs[ident] = run
+            try:
+                document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
+            finally:
+                with self._runs_lock:
+                    if self._runs.get(ident) is run:
+                        del self._runs[ident]
+            with self._runs_lock:
+                if run.abandoned:
+                    return False  # the watchdog took this thread's results over
+                correlation_id = job.tss["task"]["task"].get("correlation_id")
+                batch.done.append(_Result(job.claim, document, correlation_id, job.step))
+            elapsed = time.monotonic() - run.started
+            self._run_s = elapsed if self._run_s is None else 0.8 * self._run_s + 0.2 * elapsed
+            if batch.queued and time.monotonic() - started > self.settings.batch_budget_s:
+                self._record(batch, claim_count=0)
+                started = time.monotonic()
+        wanted = 0 if self._stopping.is_set() else self._batch_limit()
+        self._record(batch, wanted)
+        return True
+
+    def _record(self, batch: _Batch, claim_count: int) -> None:
+        """Record the batch's results (if any) and queue the steps claimed with them."""
+        with self._runs_lock:
+            results, batch.done = batch.done, []
+        if not results and not claim_count:
+            return
+        jobs = self._submit(results, claim_count)
+        if jobs:
+            with self._runs_lock:
+                batch.queued.extend(jobs)
 
     def _execute(
         self,
@@ -468,26 +551,16 @@ class WorkerPool:
         record = {"cursor": cursor, "items_processed": items, "accumulated_results": accumulated}
         return record if ok else None
 
-    def _submit(
-        self,
-        claim: Claim,
-        document: JSONObject,
-        tss: JSONObject,
-        *,
-        claim_next: bool = False,
-        step: StepTemplate | None = None,
-    ) -> _Job | None:
-        """Record a result; with ``claim_next``, claim this thread's next step in the same
-        transaction (one commit per step instead of two).
+    def _submit(self, results: list[_Result], claim_count: int) -> list[_Job]:
+        """Record results, and claim up to ``claim_count`` next steps for this thread in the
+        same transaction.
 
         Group commit: if no result transaction is open, this thread opens one for every result
-        queued so far (its own included); otherwise it queues its result and waits for the
-        thread that commits the next group. Either way it returns once its result is committed
-        (or given up, as before, after logging why).
+        queued so far (its own included); otherwise it queues its results and waits for the
+        thread that commits the next group. Either way it returns once its results are
+        committed (or given up, as before, after logging why).
         """
-        item = _Submission(
-            claim, document, tss["task"]["task"].get("correlation_id"), claim_next, step
-        )
+        item = _Submission(results, claim_count)
         with self._pending_lock:
             self._pending.append(item)
             lead = not self._committing
@@ -495,7 +568,7 @@ class WorkerPool:
         if not lead:
             item.done.wait()
             if not item.lead:
-                return item.job
+                return item.jobs
         with self._pending_lock:
             group, self._pending = self._pending, []
         self._commit_group(group)
@@ -509,15 +582,18 @@ class WorkerPool:
         for other in group:
             if other is not item:
                 other.done.set()
-        return item.job
+        return item.jobs
 
     def _commit_group(self, group: list[_Submission]) -> None:
-        """Record every result of ``group`` in one transaction and claim a next step for each
-        thread that wants one; a group that fails is retried one result at a time."""
+        """Record every result of ``group`` in one transaction and claim the next steps its
+        threads asked for; a group that fails is retried one result at a time."""
         settled: set[str] = set()
-        wanted = [item for item in group if item.claim_next]
+        wanted = 0 if self._stopping.is_set() else sum(item.claim_count for item in group)
         # Lock tasks in one order everywhere, so two processes' groups cannot deadlock.
-        ordered = sorted(group, key=lambda item: item.claim.task_uuid)
+        ordered = sorted(
+            (result for item in group for result in item.results),
+            key=lambda result: result.claim.task_uuid,
+        )
 
         def record() -> tuple[list[ResultOutcome], list[_Job]]:
             nonlocal settled
@@ -528,46 +604,41 @@ class WorkerPool:
                     submit_result(
                         tx,
                         self.templates,
-                        item.claim,
-                        item.document,
+                        result.claim,
+                        result.document,
                         _now(),
                         jitter=self.settings.jitter,
-                        correlation_id=item.correlation_id,
-                        step_template=item.step,
+                        correlation_id=result.correlation_id,
+                        step_template=result.step,
                         group=results,
                     )
-                    for item in ordered
+                    for result in ordered
                 ]
                 results.finish(tx, _now())
-                jobs = (
-                    self._claim_jobs(tx, len(wanted))
-                    if wanted and not self._stopping.is_set()
-                    else []
-                )
+                jobs = self._claim_jobs(tx, wanted) if wanted else []
             return outcomes, jobs
 
         what = (
-            f"recording the result of step {group[0].claim.step_uuid}"
-            if len(group) == 1
-            else f"recording the results of {len(group)} steps"
+            f"recording the result of step {ordered[0].claim.step_uuid}"
+            if len(ordered) == 1
+            else f"recording the results of {len(ordered)} steps"
         )
         try:
             outcomes, jobs = self._retrying(record, what)
         except Exception:
-            if len(group) > 1:  # one bad result must not lose the others
-                for item in group:
-                    self._commit_group([item])
+            if len(ordered) > 1:  # one bad result must not lose the others
+                for result in ordered:
+                    self._commit_group([_Submission([result], 0)])
                 return
             log.exception("%s failed", what)
             return
-        for item, outcome in zip(ordered, outcomes, strict=True):
+        for result, outcome in zip(ordered, outcomes, strict=True):
             if outcome is ResultOutcome.REFUSED:
                 log.warning(
                     "result of step %s refused: its claim is no longer current",
-                    item.claim.step_uuid,
+                    result.claim.step_uuid,
                 )
-        for item, job in zip(wanted, jobs, strict=False):
-            item.job = job
+        _deal(jobs, group)
         for task_uuid in settled:
             self._on_settled(task_uuid)
 
@@ -602,13 +673,25 @@ class WorkerPool:
                 heartbeat(tx, claim, self.settings.lease_timeout_s, _now())
 
     def check_timeouts(self) -> None:
-        """Fail runs past their deadline and replace their threads (R8.3)."""
+        """Fail runs past their deadline and replace their threads (R8.3).
+
+        The stuck thread's batch is taken over: the results it had run are recorded with the
+        timeout, and the steps it had claimed but not started go to its replacement."""
         now_mono = time.monotonic()
+        taken: list[tuple[_Run, list[_Result], list[_Job]]] = []
         with self._runs_lock:
-            expired = [r for r in self._runs.values() if not r.abandoned and r.deadline < now_mono]
-            for run in expired:
+            for ident, run in self._runs.items():
+                if run.abandoned or run.deadline >= now_mono:
+                    continue
                 run.abandoned = True
-        for run in expired:
+                batch = self._batches.get(ident) or _Batch()
+                done, batch.done = batch.done, []
+                queued: list[_Job] = []
+                if not self._stopping.is_set():  # else stop() finds and releases them
+                    queued = list(batch.queued)
+                    self._batches.pop(ident, None)
+                taken.append((run, done, queued))
+        for run, done, queued in taken:
             document = result_document(
                 StepHandlerResult.failure(
                     "step handler timed out", error_type="timeout", retryable=True
@@ -620,6 +703,23 @@ class WorkerPool:
                 started_at=run.started_at,
                 completed_at=_now(),
             )
-            self._submit(run.claim, document, {"task": {"task": {}}})
+            self._submit([*done, _Result(run.claim, document, None, None)], 0)
             if not self._stopping.is_set():
-                self._spawn()
+                self._spawn(queued)
+
+
+def _deal(jobs: list[_Job], group: list[_Submission]) -> None:
+    """Hand claimed jobs out one at a time, in turn, to the submissions that asked for them,
+    so that several threads share a short supply instead of the first taking it all."""
+    wants = {id(item): item.claim_count for item in group}
+    position = 0
+    while position < len(jobs):
+        dealt = False
+        for item in group:
+            if position < len(jobs) and wants[id(item)] > 0:
+                item.jobs.append(jobs[position])
+                wants[id(item)] -= 1
+                position += 1
+                dealt = True
+        if not dealt:
+            break
