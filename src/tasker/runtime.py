@@ -258,8 +258,9 @@ class Tasker:
         try:
             while True:
                 event.clear()
-                if self._task_state(task_uuid) in SETTLED_TASK_STATES:
-                    break
+                view = self._settled_view(task_uuid)
+                if view is not None:
+                    return view
                 remaining = (
                     _WAIT_POLL_S
                     if deadline is None
@@ -276,12 +277,16 @@ class Tasker:
                     del self._waiters[task_uuid]
         return self.get_task(task_uuid)
 
-    def _task_state(self, task_uuid: str) -> TaskState:
+    def _settled_view(self, task_uuid: str) -> TaskView | None:
+        """The task with its steps if it is settled, else ``None``: one read either way."""
         with self.store.read() as tx:
             task = tx.get_task(task_uuid)
-        if task is None:
-            raise TaskNotFound(f"task {task_uuid} does not exist")
-        return task.state
+            if task is None:
+                raise TaskNotFound(f"task {task_uuid} does not exist")
+            if task.state not in SETTLED_TASK_STATES:
+                return None
+            steps = tx.task_steps(task_uuid)
+        return TaskView.build(task, steps)
 
     def _settled_in(self, task_uuids: Iterable[str]) -> None:
         """Wake the waiters of tasks a committed transaction settled."""

@@ -328,27 +328,37 @@ class WorkerPool:
         try:
             while not self._stopping.is_set():
                 if not batch.queued:
-                    seen = self.store.work_sequence()
-                    try:
-                        claimed = self._claim(self._batch_limit())
-                    except Exception:
-                        log.exception("claiming a step failed; retrying after the poll interval")
-                        claimed = []
-                    if not claimed:
-                        with self._runs_lock:
-                            self._idle += 1
-                        try:
-                            self.store.wait_for_work(seen, self.settings.poll_interval_s)
-                        finally:
-                            with self._runs_lock:
-                                self._idle -= 1
-                        continue
+                    claimed = self._wait_for_jobs()
                     with self._runs_lock:
                         batch.queued.extend(claimed)
+                    continue
                 if not self._run_batch(batch, loop):
                     return  # abandoned after a timeout: a replacement thread took our slot
         finally:
             loop.close()
+
+    def _wait_for_jobs(self) -> list[_Job]:
+        """Claim a step, waiting for one while there is none; ``[]`` once stopping.
+
+        The thread counts as idle from the moment it has nothing to run until its claim
+        commits, so a busy thread never claims a batch that this one could share."""
+        with self._runs_lock:
+            self._idle += 1
+        try:
+            while not self._stopping.is_set():
+                seen = self.store.work_sequence()
+                try:
+                    claimed = self._claim(1)
+                except Exception:
+                    log.exception("claiming a step failed; retrying after the poll interval")
+                    claimed = []
+                if claimed:
+                    return claimed
+                self.store.wait_for_work(seen, self.settings.poll_interval_s)
+            return []
+        finally:
+            with self._runs_lock:
+                self._idle -= 1
 
     def _batch_limit(self) -> int:
         """How many steps one thread claims at once (see docs/decisions/0010-claim-batches.md).
