@@ -477,7 +477,7 @@ class WorkerPool:
         started_at = _now()
         clock = time.perf_counter()
         while True:
-            result = self._call_once(definition, tss, loop)
+            result = self._call_once(definition, tss, loop, claim.token)
             if run.abandoned or not is_checkpoint_yield(result):
                 break
             oversized = self._oversized_checkpoint(result)
@@ -507,9 +507,16 @@ class WorkerPool:
         )
 
     def _call_once(
-        self, definition: HandlerDefinition, tss: JSONObject, loop: asyncio.AbstractEventLoop
+        self,
+        definition: HandlerDefinition,
+        tss: JSONObject,
+        loop: asyncio.AbstractEventLoop,
+        event_id: str,
     ) -> StepHandlerResult:
-        """Resolve a fresh handler instance and run it once; never raises."""
+        """Resolve a fresh handler instance and run it once; never raises.
+
+        ``event_id`` is the claim's token: the claim is the dispatch that caused the run (and
+        a fresh uuid would cost a system call per step)."""
         try:
             handler = self.registry.resolve(definition)
         except TaskerError as exc:  # unknown resolver, a handler class that cannot be built
@@ -521,7 +528,7 @@ class WorkerPool:
         if handler is None:
             return handler_not_found_result(definition.callable)
         name = getattr(handler, "name", None) or type(handler).__name__
-        context = StepContext.from_task_sequence_step(tss, str(name))
+        context = StepContext.from_task_sequence_step(tss, str(name), event_id=event_id)
         return invoke_handler(handler, context, loop)
 
     def _oversized_checkpoint(self, result: StepHandlerResult) -> str | None:
