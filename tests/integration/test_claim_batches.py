@@ -7,6 +7,7 @@ loses the rest of its batch to its replacement, not to the lease timeout.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def test_a_busy_thread_records_fast_steps_in_batches(
     template = fan_template(
         tmp_path / "fan.yaml", {f"leaf_{i:02}": "engine_const" for i in range(LEAVES)}
     )
-    batched = engine(database_url, template).start()
+    # A generous budget, so that a loaded machine's slower runs still fill whole batches.
+    batched = engine(database_url, template, claim_batch_budget_ms=50.0).start()
     try:
         view, batched_commits = run_fan(batched, recorder)
     finally:
@@ -77,7 +79,7 @@ def test_a_busy_thread_records_fast_steps_in_batches(
     assert (view.state, single_view.state) == ("complete", "complete")
     # One thread, one step per transaction: a commit per leaf. Batched: a few for all 40.
     assert single_commits >= LEAVES
-    assert batched_commits * 4 < single_commits, (batched_commits, single_commits)
+    assert batched_commits * 3 < single_commits, (batched_commits, single_commits)
 
 
 def test_a_thread_stuck_in_a_batch_hands_the_rest_to_its_replacement(
@@ -115,3 +117,39 @@ def test_claims_are_single_while_a_thread_waits_for_work() -> None:
     pool._run_s = 0.0001
     pool._idle = 1
     assert pool._batch_limit() == 1, "an idle thread of the pool takes the next step instead"
+
+
+def test_shutdown_releases_the_claims_a_thread_had_not_started(
+    database_url: str, recorder: Recorder, tmp_path: Path
+) -> None:
+    leaves = {f"leaf_{i:02}": "engine_const" for i in range(LEAVES)}
+    leaves["leaf_00"] = "engine_blocker"  # claimed first; holds its thread past the grace
+    template = fan_template(tmp_path / "fan.yaml", leaves)
+    app = engine(database_url, template, lease_timeout_s=60.0)
+    app.start()
+    task_uuid = app.create_task("fan", namespace="engine", context=recorder.context())
+    deadline = time.monotonic() + WAIT_S
+    while not recorder.marks_of(task_uuid, "leaf_00", "start"):
+        assert time.monotonic() < deadline, "the blocker never started"
+        time.sleep(0.01)
+
+    app.stop(grace_s=0.2)
+    with app.store.read() as tx:
+        held = [step.name for step in tx.task_steps(task_uuid) if step.state == "in_progress"]
+    recorder.release_all()
+    app.close()
+
+    # Nothing is left to its 60 s lease: every claim not recorded went back to the queue.
+    assert held == []
+    restarted = engine(database_url, template).start()
+    try:
+        view = restarted.wait(task_uuid, WAIT_S)
+    finally:
+        restarted.close()
+    assert view.state == "complete"
+    assert {name: step.attempts for name, step in view.steps.items()} == dict.fromkeys(
+        view.steps, 1
+    ), "a released claim does not spend an attempt"
+    for name in (n for n in leaves if n != "leaf_00"):
+        starts = recorder.marks_of(task_uuid, name, "start")
+        assert len(starts) == 1, f"{name} ran {len(starts)} times: a run result was lost"

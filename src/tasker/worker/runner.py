@@ -304,8 +304,15 @@ class WorkerPool:
         deadline = time.monotonic() + grace_s
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
+        # Results run by threads still stuck in a later step of their batch are recorded, not
+        # released to run again.
         with self._runs_lock:
-            return [run.claim for run in self._runs.values() if not run.abandoned]
+            done = [result for batch in self._batches.values() for result in batch.done]
+            for batch in self._batches.values():
+                batch.done = []
+        if done:
+            self._submit(done, 0)
+        return self.in_flight
 
     @property
     def in_flight(self) -> list[Claim]:
