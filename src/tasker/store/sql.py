@@ -19,7 +19,15 @@ from typing import Any, Protocol
 from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
 from tasker.domain.states import SETTLED_TASK_STATES, StepState, TaskState
 
-__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreStats", "new_uuid"]
+__all__ = [
+    "Dialect",
+    "LockedTask",
+    "NewStep",
+    "SqlTransaction",
+    "StepTransition",
+    "StoreStats",
+    "new_uuid",
+]
 
 
 def new_uuid() -> str:
@@ -64,6 +72,19 @@ class StepTransition:
     max_attempts: int
     record: StepRecord | None = None  # the whole row, when asked for with ``full_row``
     via_transition_uuid: str | None = None  # the row of the ``via`` state, when one was given
+
+
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    """A step row written when its task is created (``SqlTransaction.insert_steps``)."""
+
+    workflow_step_uuid: str
+    name: str
+    template_step_name: str
+    retryable: bool
+    max_attempts: int
+    inputs: str | None  # JSON text of the step's inputs, encoded once per template step
+    enqueue: bool  # ready at creation: inserted enqueued
 
 
 @dataclass(slots=True)
@@ -251,19 +272,70 @@ class SqlTransaction:
     # -- tasks ----------------------------------------------------------------------------
 
     def insert_task(
-        self, values: Mapping[str, Any], now: datetime, metadata: JSONObject | None = None
+        self,
+        values: Mapping[str, Any],
+        now: datetime,
+        metadata: JSONObject | None = None,
+        moves: Sequence[tuple[TaskState, str, JSONObject | None]] = (),
     ) -> bool:
         """Insert a task row with its initial ``null -> pending`` transition (event
         ``initial``, ``metadata`` added to the row's metadata); ``False`` when its identity
-        hash already exists (nothing written)."""
+        hash already exists (nothing written).
+
+        ``moves`` ``(to_state, event, metadata)`` are transitions the new task makes at once
+        (its first orchestration pass): the row is inserted in the last state and the trigger
+        appends every transition row from ``last_path``, as ``transition_task_path`` would
+        have, in the same statement. The caller checked them against the state table.
+        """
         params = dict(values)
         params["context"] = self._json(params["context"])
         params["tags"] = self._json(params["tags"])
         params["now"] = self._ts(now)
-        params["metadata"] = self._json(_transition_metadata("initial", now, metadata))
-        params["transition_uuid"] = new_uuid()
         params["processor_uuid"] = self.processor_uuid
-        return self._one("insert_task", params) is not None
+        initial = _transition_metadata("initial", now, metadata)
+        transition_uuid = new_uuid()
+        if not moves:
+            params.update(
+                state=TaskState.PENDING.value,
+                steps=1,
+                event="initial",
+                metadata=self._json(initial),
+                transition_uuid=transition_uuid,
+                path=None,
+            )
+            return self._one("insert_task", params) is not None
+        rows: list[JSONObject] = [
+            {
+                "uuid": transition_uuid,
+                "from": None,
+                "to": "pending",
+                "event": "initial",
+                "metadata": initial,
+            }
+        ]
+        state = TaskState.PENDING
+        for target, event, extra in moves:
+            rows.append(
+                {
+                    "uuid": new_uuid(),
+                    "from": state.value,
+                    "to": target.value,
+                    "event": event,
+                    "metadata": _transition_metadata(event, now, extra),
+                }
+            )
+            state = target
+        last = rows[-1]
+        params.update(
+            state=state.value,
+            steps=len(rows),
+            event=last["event"],
+            metadata=self._json(last["metadata"]),
+            transition_uuid=last["uuid"],
+            path=self._json(rows),
+        )
+        inserted = self._one("insert_task", params) is not None
+        return self._task_moved(str(params["task_uuid"]), state, inserted)
 
     def task_by_identity(self, identity_hash: str) -> str | None:
         row = self._one("task_by_identity", {"identity_hash": identity_hash})
@@ -398,6 +470,92 @@ class SqlTransaction:
                 "to_step_uuid": to_step_uuid,
                 "name": name,
                 "now": self._ts(now),
+            },
+        )
+
+    def insert_steps(
+        self,
+        task_uuid: str,
+        namespace: str,
+        priority: int,
+        steps: Sequence[NewStep],
+        now: datetime,
+    ) -> None:
+        """Insert a new task's steps in one statement, each with its ``null -> pending``
+        transition; a step with ``enqueue`` set is inserted ``enqueued`` (``enqueued_at`` =
+        ``now``) with its ``pending -> enqueued`` row too (event ``enqueue``), as if
+        ``transition_step`` had moved it. A second step of the same name is a no-op."""
+        initial = _transition_metadata("initial", now, None)
+        enqueue = _transition_metadata("enqueue", now, None)
+        rows: list[JSONObject] = []
+        for step in steps:
+            first = new_uuid()
+            row: JSONObject = {
+                "uuid": step.workflow_step_uuid,
+                "name": step.name,
+                "template_step_name": step.template_step_name,
+                "retryable": step.retryable,
+                "max_attempts": step.max_attempts,
+                "inputs": step.inputs,
+            }
+            if step.enqueue:
+                second = new_uuid()
+                row.update(
+                    state="enqueued",
+                    steps=2,
+                    event="enqueue",
+                    metadata=enqueue,
+                    transition_uuid=second,
+                    path=[
+                        {
+                            "uuid": first,
+                            "from": None,
+                            "to": "pending",
+                            "event": "initial",
+                            "metadata": initial,
+                        },
+                        {
+                            "uuid": second,
+                            "from": "pending",
+                            "to": "enqueued",
+                            "event": "enqueue",
+                            "metadata": enqueue,
+                        },
+                    ],
+                )
+            else:
+                row.update(
+                    state="pending",
+                    steps=1,
+                    event="initial",
+                    metadata=initial,
+                    transition_uuid=first,
+                    path=None,
+                )
+            rows.append(row)
+        self._run(
+            "insert_steps",
+            {
+                "task_uuid": task_uuid,
+                "namespace": namespace,
+                "priority": priority,
+                "now": self._ts(now),
+                "steps": self._json(rows),
+            },
+        )
+
+    def insert_edges(
+        self, task_uuid: str, edges: Sequence[tuple[str, str]], name: str, now: datetime
+    ) -> None:
+        """Insert ``(from_step_uuid, to_step_uuid)`` edges named ``name`` in one statement;
+        duplicates are ignored."""
+        self._run(
+            "insert_edges",
+            {
+                "task_uuid": task_uuid,
+                "name": name,
+                "now": self._ts(now),
+                "edges": self._json(edges),
             },
         )
 

@@ -68,7 +68,14 @@ _NOTIFY_SQL = (
 _BEGIN = "BEGIN"
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # The store's statements whose results are never read: sent without waiting (see _Connection).
-_DEFERRABLE_QUERIES = ("insert_step", "insert_edge", "insert_result_audit", "bump_held_task")
+_DEFERRABLE_QUERIES = (
+    "insert_step",
+    "insert_steps",
+    "insert_edge",
+    "insert_edges",
+    "insert_result_audit",
+    "bump_held_task",
+)
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
