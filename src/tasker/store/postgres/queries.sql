@@ -76,22 +76,15 @@ VALUES (:from_step_uuid, :to_step_uuid, :name, :task_uuid, :now)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_steps
--- A new task's steps from a JSON array, in order (a trigger writes each one's transitions: the
--- initial one, or both listed in its path when it is inserted enqueued); (task, name) is unique.
+-- A new task's steps, in order: the store puts one VALUES row per step in place of the marker (a trigger
+-- writes each one's transitions: the initial one, or both listed in its path when it is inserted
+-- enqueued); (task, name) is unique.
 INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
                             state, retryable, max_attempts, attempts, in_process, processed,
                             inputs, priority, enqueued_at, transition_count, created_at,
                             updated_at, last_event, last_metadata, last_transition_uuid,
                             last_path)
-SELECT s.uuid, :task_uuid, s.name, s.template_step_name, :namespace, s.state, s.retryable,
-       s.max_attempts, 0, false, false, s.inputs::jsonb, :priority,
-       CASE WHEN s.state = 'enqueued' THEN :now END, s.steps, :now, :now, s.event, s.metadata,
-       s.transition_uuid, s.path
-FROM ROWS FROM (jsonb_to_recordset(:steps::jsonb) AS (
-         uuid text, name text, template_step_name text, state text, retryable boolean,
-         max_attempts integer, inputs text, steps integer, event text, metadata jsonb,
-         transition_uuid text, path jsonb)) WITH ORDINALITY AS s
-ORDER BY s.ordinality
+VALUES /* rows */
 ON CONFLICT (task_uuid, name) DO NOTHING;
 
 -- name: insert_edges

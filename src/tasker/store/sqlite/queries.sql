@@ -72,22 +72,15 @@ VALUES (:from_step_uuid, :to_step_uuid, :name, :task_uuid, :now)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_steps
--- A new task's steps from a JSON array, in order (a trigger writes each one's transitions: the
--- initial one, or both listed in its path when it is inserted enqueued); (task, name) is unique.
+-- A new task's steps, in order: the store puts one VALUES row per step in place of the marker (a trigger
+-- writes each one's transitions: the initial one, or both listed in its path when it is inserted
+-- enqueued); (task, name) is unique.
 INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
                             state, retryable, max_attempts, attempts, in_process, processed,
                             inputs, priority, enqueued_at, transition_count, created_at,
                             updated_at, last_event, last_metadata, last_transition_uuid,
                             last_path)
-SELECT s.value ->> 'uuid', :task_uuid, s.value ->> 'name', s.value ->> 'template_step_name',
-       :namespace, s.value ->> 'state', s.value ->> 'retryable', s.value ->> 'max_attempts', 0, 0,
-       0, s.value ->> 'inputs', :priority,
-       CASE WHEN s.value ->> 'state' = 'enqueued' THEN :now END, s.value ->> 'steps', :now, :now,
-       s.value ->> 'event', s.value ->> 'metadata', s.value ->> 'transition_uuid',
-       s.value ->> 'path'
-FROM json_each(:steps) s
-WHERE true
-ORDER BY s.key
+VALUES /* rows */
 ON CONFLICT (task_uuid, name) DO NOTHING;
 
 -- name: insert_edges
