@@ -7,6 +7,7 @@ that same transaction, so a created task is never seen half-initialised.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,16 +18,18 @@ import jsonschema
 
 from tasker.domain.dag import initial_step_names
 from tasker.domain.identity import check_json_limits, identity_hash
-from tasker.domain.model import TaskRequest
-from tasker.domain.states import TaskState
+from tasker.domain.model import JSONObject, TaskRequest
+from tasker.domain.states import TaskEvent, TaskState, next_task_state
 from tasker.domain.template import StepTemplate, TaskTemplate
 from tasker.errors import DuplicateTask, InvalidContext
-from tasker.orchestration.lifecycle import evaluate_locked_task
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import LockedTask, new_uuid
+from tasker.store.sql import NewStep, new_uuid
 
-__all__ = ["CreatedTask", "create_steps", "create_task", "insert_step", "validate_request"]
+__all__ = ["CreatedTask", "create_task", "insert_step", "validate_request"]
+
+# Inputs are stored as compact JSON text, as the store's own encoder writes them.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,21 @@ def validate_request(request: TaskRequest, template: TaskTemplate) -> None:
     Raises:
         InvalidContext: one line naming the problem and its JSON path.
     """
+    _validate(request, template, _plan(template).validator)
+
+
+def _validate(
+    request: TaskRequest,
+    template: TaskTemplate,
+    validator: jsonschema.protocols.Validator | None,
+) -> None:
     check_json_limits(request.context, "context")
     check_json_limits(list(request.tags), "tags", require_object=False)
     if not all(isinstance(tag, str) for tag in request.tags):
         raise InvalidContext("tags must be a list of strings")
     if not -100 <= request.priority <= 100:
         raise InvalidContext(f"priority must be between -100 and 100, got {request.priority}")
-    if template.input_schema is not None:
-        validator = jsonschema.Draft202012Validator(dict(template.input_schema))
+    if validator is not None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(request.context))
         if error is not None:
             where = error.json_path
@@ -59,10 +69,70 @@ def validate_request(request: TaskRequest, template: TaskTemplate) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class _StepPlan:
+    """What every task of a template writes for one initial step (all but the uuids)."""
+
+    name: str
+    retryable: bool
+    max_attempts: int
+    inputs: str | None  # JSON text
+    parents: tuple[int, ...]  # positions of the initial steps it depends on
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A template's initial steps, their edges and which ones are ready at creation, worked
+    out once per template instead of once per task."""
+
+    template: TaskTemplate  # held so that its id() is not reused while the plan is cached
+    steps: tuple[_StepPlan, ...]
+    validator: jsonschema.protocols.Validator | None
+
+
+_PLANS: dict[int, _Plan] = {}
+_MAX_PLANS = 1024
+
+
+def _plan(template: TaskTemplate) -> _Plan:
+    plan = _PLANS.get(id(template))
+    if plan is not None and plan.template is template:
+        return plan
+    names = initial_step_names(template)
+    position = {name: index for index, name in enumerate(names)}
+    steps = []
+    for name in names:
+        step = template.step(name)
+        inputs = dict(step.handler.initialization)
+        steps.append(
+            _StepPlan(
+                name=step.name,
+                retryable=step.retry.retryable,
+                max_attempts=step.retry.max_attempts,
+                inputs=_JSON.encode(inputs) if inputs else None,
+                parents=tuple(position[d] for d in step.dependencies if d in position),
+            )
+        )
+    validator = None
+    if template.input_schema is not None:
+        validator = jsonschema.Draft202012Validator(dict(template.input_schema))
+    plan = _Plan(template, tuple(steps), validator)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[id(template)] = plan
+    return plan
+
+
 def create_task(
     tx: Transaction, templates: TemplateCache, request: TaskRequest, now: datetime
 ) -> CreatedTask:
     """Create, start and first-evaluate a task.
+
+    The task's first orchestration pass is decided here rather than by a pass over the
+    written rows: a new task's ready steps are exactly its initial steps without a parent
+    among them. So the task row is inserted in the state that pass would leave it in (with
+    every transition row it would have written), the root steps are inserted ``enqueued``,
+    and all steps and edges are one statement each (docs/decisions/0011).
 
     Raises:
         TemplateNotFound: no such template.
@@ -72,11 +142,15 @@ def create_task(
     named_task_uuid, template = templates.by_key(
         tx, request.namespace, request.name, request.version
     )
-    validate_request(request, template)
+    plan = _plan(template)
+    _validate(request, template, plan.validator)
     digest = identity_hash(
         named_task_uuid, template.identity_strategy, request.context, request.idempotency_key
     )
     task_uuid = new_uuid()
+    step_uuids = [new_uuid() for _ in plan.steps]
+    ready = [uuid for uuid, step in zip(step_uuids, plan.steps, strict=True) if not step.parents]
+    moves = _first_pass(len(step_uuids), ready)
     inserted = tx.insert_task(
         {
             "task_uuid": task_uuid,
@@ -96,17 +170,67 @@ def create_task(
         },
         now,
         {"initial_state": "pending", "from_service": "task_initializer"},
+        moves,
     )
     if not inserted:
         existing = tx.task_by_identity(digest) or ""
         raise DuplicateTask(
             f"a task with the same identity already exists: {existing}", task_uuid=existing
         )
-    task = LockedTask(task_uuid, TaskState.PENDING, template.namespace_name, named_task_uuid)
-    steps = [template.step(name) for name in initial_step_names(template)]
-    create_steps(tx, task, template, steps, now, priority=request.priority)
-    state = evaluate_locked_task(tx, task, now)
-    return CreatedTask(task_uuid=task_uuid, step_count=len(steps), state=state)
+    if plan.steps:
+        tx.insert_steps(
+            task_uuid,
+            template.namespace_name,
+            request.priority,
+            [
+                NewStep(
+                    workflow_step_uuid=step_uuid,
+                    name=step.name,
+                    template_step_name=step.name,
+                    retryable=step.retryable,
+                    max_attempts=step.max_attempts,
+                    inputs=step.inputs,
+                    enqueue=not step.parents,
+                )
+                for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
+            ],
+            now,
+        )
+        edges = [
+            (step_uuids[parent], step_uuid)
+            for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
+            for parent in step.parents
+        ]
+        if edges:
+            tx.insert_edges(task_uuid, edges, "provides", now)
+    if ready:
+        tx.wake_namespaces.add(template.namespace_name)
+        tx.enqueued_step_uuids.update(ready)
+    return CreatedTask(task_uuid=task_uuid, step_count=len(step_uuids), state=moves[-1][0])
+
+
+def _first_pass(
+    step_count: int, ready: list[str]
+) -> list[tuple[TaskState, str, JSONObject | None]]:
+    """The transitions a new task's first orchestration pass makes (``evaluate_locked_task``
+    from ``pending``: start, then what initializing finds), checked against the state table."""
+    moves: list[tuple[TaskState, str, JSONObject | None]] = []
+    state = TaskState.PENDING
+
+    def move(event: TaskEvent, metadata: JSONObject | None = None) -> None:
+        nonlocal state
+        state = next_task_state(state, event)
+        moves.append((state, event.value, metadata))
+
+    move(TaskEvent.START)
+    if ready:
+        move(TaskEvent.READY_STEPS_FOUND)
+        move(TaskEvent.STEPS_ENQUEUED, {"step_uuids": list(ready)})
+    elif step_count == 0:
+        move(TaskEvent.NO_STEPS_FOUND)
+    else:
+        move(TaskEvent.NO_DEPENDENCIES_READY)
+    return moves
 
 
 def insert_step(
@@ -139,31 +263,3 @@ def insert_step(
         now,
     )
     return step_uuid
-
-
-def create_steps(
-    tx: Transaction,
-    task: LockedTask,
-    template: TaskTemplate,
-    steps: list[StepTemplate],
-    now: datetime,
-    *,
-    priority: int = 0,
-) -> dict[str, str]:
-    """Insert the initial steps and the ``provides`` edges between them.
-
-    Returns:
-        Step name to step uuid.
-    """
-    by_name = {
-        step.name: insert_step(
-            tx, task.task_uuid, template.namespace_name, step.name, step, now, priority=priority
-        )
-        for step in steps
-    }
-    for step in steps:
-        for dependency in step.dependencies:
-            parent = by_name.get(dependency)
-            if parent is not None:
-                tx.insert_edge(task.task_uuid, parent, by_name[step.name], "provides", now)
-    return by_name

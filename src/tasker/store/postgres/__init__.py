@@ -68,7 +68,13 @@ _NOTIFY_SQL = (
 _BEGIN = "BEGIN"
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # The store's statements whose results are never read: sent without waiting (see _Connection).
-_DEFERRABLE_QUERIES = ("insert_step", "insert_edge", "insert_result_audit", "bump_held_task")
+_DEFERRABLE_QUERIES = (
+    "insert_step",
+    "insert_edge",
+    "insert_edges",
+    "insert_result_audit",
+    "bump_held_task",
+)
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
@@ -131,14 +137,17 @@ class _Connection:
     has run (its locks are held, its errors raised) when ``execute`` returns.
     """
 
-    def __init__(self, conn: _Conn, where: str, deferrable: frozenset[str]) -> None:
+    def __init__(
+        self, conn: _Conn, where: str, deferrable: frozenset[str], deferrable_prefix: str
+    ) -> None:
         self._conn = conn
         self._where = where
         self._deferrable = deferrable
+        self._deferrable_prefix = deferrable_prefix
         self._held: list[tuple[str, Any, _Result]] = []
 
     def execute(self, sql: str, params: Any = None, /) -> _Result:
-        if sql in self._deferrable:
+        if sql in self._deferrable or sql.startswith(self._deferrable_prefix):
             result = _Result(self, None)
             self._held.append((sql, params, result))
             return result
@@ -327,6 +336,8 @@ class PostgresStore:
         self._deferrable = frozenset(
             {_BEGIN, _BEGIN_READ, _NOTIFY_SQL, *(self._queries[n] for n in _DEFERRABLE_QUERIES)}
         )
+        # insert_steps has one VALUES row per step (tasker.store.sql): held whatever its rows.
+        self._deferrable_prefix = self._queries["insert_steps"].partition("/* rows */")[0]
         self._dialect = PostgresDialect()
         self.stats = StoreStats()
         self.processor_uuid = new_uuid()
@@ -551,7 +562,7 @@ class PostgresStore:
     def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, SqlTransaction]:
         """Start a transaction (not counted as a statement, like SQLite's BEGIN); ``BEGIN`` is
         held and sent with the first statement."""
-        wrapped = _Connection(conn, self._where, self._deferrable)
+        wrapped = _Connection(conn, self._where, self._deferrable, self._deferrable_prefix)
         wrapped.execute(statement)
         tx = _PostgresTransaction(
             wrapped, self._queries, self._dialect, self.stats, self.processor_uuid

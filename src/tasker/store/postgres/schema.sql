@@ -182,17 +182,20 @@ CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE res
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
 -- of the task or step row; inserting a row writes its initial null -> pending transition. The
 -- most recent row is the one whose sort_key equals the entity's transition_count. A task or step
--- UPDATE that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
+-- UPDATE that adds k > 1 to transition_count lists its k transitions in last_path (JSON array),
+-- and so does a row inserted with several transitions (a new task after its first pass, a root
+-- step inserted enqueued).
 
 CREATE FUNCTION tasker_task_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.last_path IS NOT NULL
-       AND NEW.transition_count > OLD.transition_count + 1 THEN
+    IF NEW.last_path IS NOT NULL
+       AND (TG_OP = 'INSERT' OR NEW.transition_count > OLD.transition_count + 1) THEN
         INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state,
                                       event, sort_key, metadata, processor_uuid, created_at,
                                       updated_at)
         SELECT p.value ->> 'uuid', NEW.task_uuid, p.value ->> 'from', p.value ->> 'to',
-               p.value ->> 'event', OLD.transition_count + p.ordinality,
+               p.value ->> 'event',
+               CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE OLD.transition_count END + p.ordinality,
                COALESCE(p.value -> 'metadata', '{}'), NEW.last_processor_uuid,
                NEW.updated_at, NEW.updated_at
         FROM jsonb_array_elements(NEW.last_path) WITH ORDINALITY AS p (value, ordinality);
@@ -217,14 +220,15 @@ EXECUTE FUNCTION tasker_task_transition();
 
 CREATE FUNCTION tasker_step_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.last_path IS NOT NULL
-       AND NEW.transition_count > OLD.transition_count + 1 THEN
+    IF NEW.last_path IS NOT NULL
+       AND (TG_OP = 'INSERT' OR NEW.transition_count > OLD.transition_count + 1) THEN
         INSERT INTO workflow_step_transitions (workflow_step_transition_uuid,
                                                workflow_step_uuid, task_uuid, from_state,
                                                to_state, event, sort_key, metadata, created_at,
                                                updated_at)
         SELECT p.value ->> 'uuid', NEW.workflow_step_uuid, NEW.task_uuid, p.value ->> 'from',
-               p.value ->> 'to', p.value ->> 'event', OLD.transition_count + p.ordinality,
+               p.value ->> 'to', p.value ->> 'event',
+               CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE OLD.transition_count END + p.ordinality,
                COALESCE(p.value -> 'metadata', '{}'), NEW.updated_at, NEW.updated_at
         FROM jsonb_array_elements(NEW.last_path) WITH ORDINALITY AS p (value, ordinality);
         RETURN NULL;

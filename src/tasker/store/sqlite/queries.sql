@@ -26,16 +26,18 @@ RETURNING named_task_uuid;
 SELECT named_task_uuid, configuration FROM named_tasks ORDER BY namespace, name, version;
 
 -- name: insert_task
--- A new task row (a trigger writes its initial transition); a duplicate identity_hash: no row.
+-- A new task row (a trigger writes its transitions: the initial one, or every one in :path when the
+-- task is inserted after its first pass); a duplicate identity_hash: no row.
 INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
                    identity_hash, initiator, source_system, reason, tags, priority,
-                   correlation_id, parent_correlation_id, requested_at, complete,
+                   correlation_id, parent_correlation_id, requested_at, complete, completed_at,
                    transition_count, state_entered_at, created_at, updated_at, last_event,
-                   last_metadata, last_transition_uuid, last_processor_uuid)
-VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, 'pending', :context,
+                   last_metadata, last_transition_uuid, last_processor_uuid, last_path)
+VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, :state, :context,
         :identity_hash, :initiator, :source_system, :reason, :tags, :priority,
-        :correlation_id, :parent_correlation_id, :now, 0, 1, :now, :now, :now, 'initial',
-        :metadata, :transition_uuid, :processor_uuid)
+        :correlation_id, :parent_correlation_id, :now, :state = 'complete',
+        CASE WHEN :state = 'complete' THEN :now END, :steps, :now, :now, :now, :event,
+        :metadata, :transition_uuid, :processor_uuid, :path)
 ON CONFLICT (identity_hash) DO NOTHING
 RETURNING task_uuid;
 
@@ -67,6 +69,26 @@ ON CONFLICT (task_uuid, name) DO NOTHING;
 -- A dependency edge; duplicates are ignored (find-or-create).
 INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)
 VALUES (:from_step_uuid, :to_step_uuid, :name, :task_uuid, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_steps
+-- A new task's steps, in order: the store puts one VALUES row per step in place of the marker (a trigger
+-- writes each one's transitions: the initial one, or both listed in its path when it is inserted
+-- enqueued); (task, name) is unique.
+INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
+                            state, retryable, max_attempts, attempts, in_process, processed,
+                            inputs, priority, enqueued_at, transition_count, created_at,
+                            updated_at, last_event, last_metadata, last_transition_uuid,
+                            last_path)
+VALUES /* rows */
+ON CONFLICT (task_uuid, name) DO NOTHING;
+
+-- name: insert_edges
+-- Dependency edges from a JSON array of [from_step_uuid, to_step_uuid]; duplicates are ignored.
+INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)
+SELECT e.value ->> 0, e.value ->> 1, :name, :task_uuid, :now
+FROM json_each(:edges) e
+WHERE true
 ON CONFLICT DO NOTHING;
 
 -- name: task_steps

@@ -173,15 +173,30 @@ CREATE UNIQUE INDEX dlq_entries_pending_idx ON dlq_entries (task_uuid) WHERE res
 -- Transition rows are appended by these triggers (states.md §3.1): a state change is one UPDATE
 -- of the task or step row; inserting a row writes its initial null -> pending transition. The
 -- most recent row is the one whose sort_key equals the entity's transition_count. A task or step
--- UPDATE that adds k > 1 to transition_count lists its k transitions in last_path (JSON array).
+-- UPDATE that adds k > 1 to transition_count lists its k transitions in last_path (JSON array),
+-- and so does a row inserted with several transitions (a new task after its first pass, a root
+-- step inserted enqueued).
 
 CREATE TRIGGER tasks_initial_transition AFTER INSERT ON tasks
+WHEN NEW.last_path IS NULL
 BEGIN
     INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
                                   sort_key, metadata, processor_uuid, created_at, updated_at)
     VALUES (NEW.last_transition_uuid, NEW.task_uuid, NULL, NEW.state, NEW.last_event,
             NEW.transition_count, NEW.last_metadata, NEW.last_processor_uuid, NEW.updated_at,
             NEW.updated_at);
+END;
+
+CREATE TRIGGER tasks_initial_transition_path AFTER INSERT ON tasks
+WHEN NEW.last_path IS NOT NULL
+BEGIN
+    INSERT INTO task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event,
+                                  sort_key, metadata, processor_uuid, created_at, updated_at)
+    SELECT json_extract(p.value, '$.uuid'), NEW.task_uuid, json_extract(p.value, '$.from'),
+           json_extract(p.value, '$.to'), json_extract(p.value, '$.event'), 1 + p.key,
+           json_extract(p.value, '$.metadata'), NEW.last_processor_uuid, NEW.updated_at,
+           NEW.updated_at
+    FROM json_each(NEW.last_path) p;
 END;
 
 CREATE TRIGGER tasks_transition AFTER UPDATE OF transition_count ON tasks
@@ -207,6 +222,7 @@ BEGIN
 END;
 
 CREATE TRIGGER workflow_steps_initial_transition AFTER INSERT ON workflow_steps
+WHEN NEW.last_path IS NULL
 BEGIN
     INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
                                            task_uuid, from_state, to_state, event, sort_key,
@@ -214,6 +230,19 @@ BEGIN
     VALUES (NEW.last_transition_uuid, NEW.workflow_step_uuid, NEW.task_uuid, NULL, NEW.state,
             NEW.last_event, NEW.transition_count, NEW.last_metadata, NEW.updated_at,
             NEW.updated_at);
+END;
+
+CREATE TRIGGER workflow_steps_initial_transition_path AFTER INSERT ON workflow_steps
+WHEN NEW.last_path IS NOT NULL
+BEGIN
+    INSERT INTO workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid,
+                                           task_uuid, from_state, to_state, event, sort_key,
+                                           metadata, created_at, updated_at)
+    SELECT json_extract(p.value, '$.uuid'), NEW.workflow_step_uuid, NEW.task_uuid,
+           json_extract(p.value, '$.from'), json_extract(p.value, '$.to'),
+           json_extract(p.value, '$.event'), 1 + p.key, json_extract(p.value, '$.metadata'),
+           NEW.updated_at, NEW.updated_at
+    FROM json_each(NEW.last_path) p;
 END;
 
 CREATE TRIGGER workflow_steps_transition AFTER UPDATE OF transition_count ON workflow_steps

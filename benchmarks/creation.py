@@ -1,0 +1,130 @@
+"""``python -m benchmarks.creation``: what creating one task costs, with no workers running.
+
+    python -m benchmarks.creation [--backend sqlite|postgres] [--tasks N] [--rounds R]
+                                  [--template linear4|diamond4]
+
+Creates N tasks of a benchmark template R times (each round on a fresh database, after a few
+warm-up tasks) and prints, per task: wall ms, this process's CPU ms, statements and commits; on
+PostgreSQL also the CPU ms of the server's processes (read from ``/proc`` when the server is
+a local cluster this user can see: the throwaway one this command starts, or
+``TASKER_BENCH_DATABASE_URL``'s if it runs here). Creation is the caller's cost of every
+workload, and on SQLite it runs under the same write lock as the workers' steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.deployment import (
+    HANDLERS_MODULE,
+    NAMESPACE,
+    SETTINGS,
+    TEMPLATES_DIR,
+    PostgresServer,
+    Server,
+    SqliteServer,
+)
+from tasker.config import Settings
+from tasker.runtime import Tasker
+
+__all__ = ["main"]
+
+_WARMUP = 20
+
+
+def _server_cpu_s(postmaster_pid: int | None) -> float | None:
+    """CPU seconds used so far by the server's processes (children of the postmaster)."""
+    if postmaster_pid is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster_pid or int(entry.name) == postmaster_pid:
+            # utime, stime, cutime, cstime (fields 14-17 of stat, after the comm field)
+            total += sum(int(v) for v in fields[11:15])
+    return total / ticks
+
+
+def _postmaster_pid(server: Server) -> int | None:
+    """The server's postmaster, found as the parent of our own backend (local servers only)."""
+    admin = getattr(server, "_admin", None)
+    if admin is None:
+        return None
+    row = admin.execute("SELECT pg_backend_pid()").fetchone()
+    try:
+        stat = Path(f"/proc/{row[0]}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _round(server: Server, template: str, tasks: int, pid: int | None) -> dict[str, float]:
+    url = server.new_database()
+    settings = Settings.load(dict(SETTINGS), environ={})
+    app = Tasker(url, settings=settings, templates=[TEMPLATES_DIR], handlers=[HANDLERS_MODULE])
+    try:
+        for index in range(_WARMUP):
+            app.create_task(template, namespace=NAMESPACE, context={"seed": 2, "warmup": index})
+        stats = app.store.stats
+        statements, commits = stats.statements, stats.commits
+        server_before = _server_cpu_s(pid)
+        cpu = time.process_time()
+        wall = time.perf_counter()
+        for index in range(tasks):
+            app.create_task(template, namespace=NAMESPACE, context={"seed": 2, "i": index})
+        wall = time.perf_counter() - wall
+        cpu = time.process_time() - cpu
+        server_after = _server_cpu_s(pid)
+        figures = {
+            "wall_ms": 1000 * wall / tasks,
+            "cpu_ms": 1000 * cpu / tasks,
+            "statements": (stats.statements - statements) / tasks,
+            "commits": (stats.commits - commits) / tasks,
+        }
+        if server_before is not None and server_after is not None:
+            figures["server_cpu_ms"] = 1000 * (server_after - server_before) / tasks
+        return figures
+    finally:
+        app.close()
+        server.drop_database(url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.creation", description=__doc__)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--template", default="linear4")
+    args = parser.parse_args(argv)
+    server: Server
+    if args.backend == "sqlite":
+        server = SqliteServer()
+    else:
+        server = PostgresServer(os.environ.get("TASKER_BENCH_DATABASE_URL") or None)
+    pid = _postmaster_pid(server)
+    columns = ("wall_ms", "cpu_ms", "server_cpu_ms", "statements", "commits")
+    print(f"creating {args.tasks} {args.template} tasks per round, {args.backend}, per task:")
+    print("round  " + "  ".join(f"{c:>13}" for c in columns))
+    try:
+        for number in range(1, args.rounds + 1):
+            figures = _round(server, args.template, args.tasks, pid)
+            cells = [f"{figures[c]:13.3f}" if c in figures else f"{'n/a':>13}" for c in columns]
+            print(f"{number:>5}  " + "  ".join(cells), flush=True)
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
