@@ -71,32 +71,30 @@ def claim_step_rows(
     lease_timeout_s: float,
     now: datetime,
 ) -> list[tuple[Claim, StepRecord]]:
-    """``claim_steps``, with each claimed step's row as the claim left it (saves a read)."""
-    claims: list[tuple[Claim, StepRecord]] = []
+    """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
+
+    Two statements for any ``limit``: the candidates, then one ``UPDATE`` that claims them
+    all, each under its own claim token and with its own transition row.
+    """
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
-    for step_uuid, task_uuid, attempts in tx.claim_candidates(namespaces, limit):
-        token = new_uuid()
-        moved = tx.transition_step(
-            step_uuid,
-            task_uuid,
-            StepState.ENQUEUED,
-            StepState.IN_PROGRESS,
-            StepEvent.START.value,
-            now,
-            changes={
-                "in_process": True,
-                "attempts_delta": 1,
-                "last_attempted_at": now,
-                "claim_token": token,
-                "claimed_by": worker_id,
-                "lease_expires_at": lease_expires_at,
-            },
-            metadata={"worker_uuid": worker_id},
-            full_row=True,
+    candidates = tx.claim_candidates(namespaces, limit)
+    tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
+    rows = tx.start_steps(
+        tokens,
+        StepEvent.START.value,
+        now,
+        worker_id=worker_id,
+        lease_expires_at=lease_expires_at,
+        metadata={"worker_uuid": worker_id},
+    )
+    claims = [
+        (
+            Claim(task_uuid, step_uuid, tokens[step_uuid], worker_id, attempts, lease_expires_at),
+            rows[step_uuid],
         )
-        if moved is not None and moved.record is not None:
-            claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at)
-            claims.append((claim, moved.record))
+        for step_uuid, task_uuid, attempts in candidates
+        if step_uuid in rows
+    ]
     # A step this transaction enqueued and claims itself needs no other worker woken for it.
     tx.claimed_enqueued += sum(
         1 for claim, _ in claims if claim.step_uuid in tx.enqueued_step_uuids

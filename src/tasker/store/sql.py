@@ -273,6 +273,14 @@ class SqlTransaction:
         row = self._one("get_task", {"task_uuid": task_uuid})
         return None if row is None else self._task_record(row)
 
+    def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
+        """The rows of several tasks in one statement (absent ones are left out)."""
+        wanted = list(task_uuids)
+        if not wanted:
+            return {}
+        rows = self._all("get_tasks", {"task_uuids": self._json(wanted)})
+        return {str(r["task_uuid"]): self._task_record(r) for r in rows}
+
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         """The task's state, with the task row locked until the transaction ends."""
         row = self._one("lock_task", {"task_uuid": task_uuid})
@@ -606,9 +614,60 @@ class SqlTransaction:
             (str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows
         ]
 
+    def start_steps(
+        self,
+        tokens: Mapping[str, str],
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> dict[str, StepRecord]:
+        """Claim several enqueued steps in one ``UPDATE``: ``enqueued -> in_progress``,
+        ``attempts + 1``, each step under its own claim token (``tokens`` maps step to token),
+        each with its own transition row (a trigger appends it, as for ``transition_step``).
+
+        Returns:
+            The row of every step that moved, as the claim left it; a step that was no longer
+            ``enqueued`` is absent (nothing was written for it).
+        """
+        if not tokens:
+            return {}
+        claims = [
+            {
+                "step_uuid": step_uuid,
+                "from_state": StepState.ENQUEUED.value,
+                "claim_token": token,
+                "transition_uuid": new_uuid(),
+            }
+            for step_uuid, token in tokens.items()
+        ]
+        rows = self._all(
+            "start_steps",
+            {
+                "claims": self._json(claims),
+                "now": self._ts(now),
+                "event": event,
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "worker_id": worker_id,
+                "lease_expires_at": self._ts(lease_expires_at),
+            },
+        )
+        return {str(r["workflow_step_uuid"]): self._step_record(r) for r in rows}
+
     def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
         rows = self._all("ancestor_results", {"workflow_step_uuid": step_uuid})
         return {str(r["name"]): self._d.json_value(r["results"]) for r in rows}
+
+    def ancestor_results_of(self, step_uuids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
+        """``ancestor_results`` of several steps in one statement, keyed by step."""
+        found: dict[str, dict[str, JSONObject]] = {step_uuid: {} for step_uuid in step_uuids}
+        if not step_uuids:
+            return found
+        for r in self._all("ancestor_results_of", {"step_uuids": self._json(list(step_uuids))}):
+            found[str(r["root"])][str(r["name"])] = self._d.json_value(r["results"])
+        return found
 
     def heartbeat(self, step_uuid: str, claim_token: str, lease_expires_at: datetime) -> bool:
         cur = self._run(

@@ -1,0 +1,36 @@
+-- Named queries over several rows at once, for a worker's group of claims and results: one
+-- statement for K rows instead of K. Each takes its rows as one JSON parameter (an array of
+-- objects; JSON-typed values inside it travel as JSON text, so they are stored exactly as the
+-- one-row statements store them). The PostgreSQL store has a file with the same names.
+
+-- name: start_steps
+-- Claim the steps of :claims ([{step_uuid, from_state, claim_token, transition_uuid}]), each under
+-- its own token: enqueued -> in_progress, attempts + 1; a trigger appends each one's transition row.
+UPDATE workflow_steps SET state = 'in_progress', transition_count = transition_count + 1,
+    last_path = NULL, updated_at = :now, last_event = :event, last_metadata = :metadata,
+    last_transition_uuid = c.transition_uuid, in_process = 1, attempts = attempts + 1,
+    last_attempted_at = :now, claim_token = c.claim_token, claimed_by = :worker_id,
+    lease_expires_at = :lease_expires_at
+FROM (SELECT value ->> 'step_uuid' AS step_uuid, value ->> 'from_state' AS from_state,
+             value ->> 'claim_token' AS claim_token, value ->> 'transition_uuid' AS transition_uuid
+      FROM json_each(:claims)) AS c
+WHERE workflow_steps.workflow_step_uuid = c.step_uuid AND workflow_steps.state = c.from_state
+RETURNING *;
+
+-- name: ancestor_results_of
+-- ancestor_results of each step of :step_uuids (a JSON list), as (root, name, results) rows.
+WITH RECURSIVE ancestors(root, uuid) AS (
+    SELECT e.to_step_uuid, e.from_step_uuid FROM workflow_step_edges e
+    WHERE e.to_step_uuid IN (SELECT value FROM json_each(:step_uuids))
+    UNION
+    SELECT a.root, e.from_step_uuid FROM ancestors a
+    JOIN workflow_step_edges e ON e.to_step_uuid = a.uuid
+)
+SELECT a.root, s.name, s.results FROM ancestors a
+JOIN workflow_steps s ON s.workflow_step_uuid = a.uuid
+WHERE s.processed = 1 AND s.results IS NOT NULL
+ORDER BY a.root, s.created_at, s.rowid;
+
+-- name: get_tasks
+-- The task rows of :task_uuids (a JSON list).
+SELECT * FROM tasks WHERE task_uuid IN (SELECT value FROM json_each(:task_uuids));

@@ -1,0 +1,168 @@
+"""What a worker's group of claims or results costs in SQL, on both backends.
+
+A group of K claims or K results costs a number of statements that does not grow with K (the
+rows of a group travel in one statement per kind of write or read), and it leaves exactly the
+audit trail that claiming and recording the same steps one at a time leaves. The pool's
+``_claim_jobs`` and ``_commit_group`` are driven directly, as in test_group_commit.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tasker.domain.model import TaskRequest
+from tasker.domain.states import StepState, TaskState
+from tasker.orchestration.creation import create_task
+from tasker.orchestration.templates import TemplateCache
+from tasker.store import Store, open_store
+from tasker.templates import load_template_text
+from tasker.worker.handlers import HandlerRegistry
+from tasker.worker.runner import PoolSettings, WorkerPool, _Job, _now, _Submission
+
+TRIO = """
+name: trio
+namespace_name: sets
+version: "1.0.0"
+steps:
+  - {name: a, handler: {callable: sets.step}}
+  - {name: b, dependencies: [a], handler: {callable: sets.step}}
+  - {name: c, dependencies: [b], handler: {callable: sets.step}}
+"""
+STAGES = 3  # a, b, c: every claim group and result group of a task's life
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def pool(store: Store) -> WorkerPool:
+    templates = TemplateCache("test")
+    with store.transaction() as tx:
+        templates.register(tx, load_template_text(TRIO, "trio.yaml"))
+    settings = PoolSettings(jitter=False, worker_id="worker-sets")
+    return WorkerPool(store, templates, HandlerRegistry(), settings)
+
+
+def create(pool: WorkerPool, label: str, count: int) -> dict[int, str]:
+    """``count`` trio tasks, by their number."""
+    created = {}
+    for n in range(count):
+        with pool.store.transaction() as tx:
+            request = TaskRequest(name="trio", namespace="sets", context={"n": n, "set": label})
+            created[n] = create_task(tx, pool.templates, request, _now()).task_uuid
+    return created
+
+
+def result_of(job: _Job) -> dict[str, Any]:
+    n = job.tss["task"]["task"]["context"]["n"]
+    return {"success": True, "result": {"n": n, "step": job.tss["workflow_step"]["name"]}}
+
+
+def submission(job: _Job) -> _Submission:
+    return _Submission(job.claim, result_of(job), None, False, job.step)
+
+
+def claim(pool: WorkerPool, count: int) -> list[_Job]:
+    with pool.store.transaction() as tx:
+        jobs = pool._claim_jobs(tx, count)
+    assert len(jobs) == count
+    return jobs
+
+
+def group_costs(pool: WorkerPool, k: int) -> list[tuple[int, int]]:
+    """Claim K steps in one transaction and record their K results in one group, for each
+    stage of K new tasks: statements of each claim group and each result group."""
+    create(pool, f"k{k}", k)
+    costs = []
+    for _ in range(STAGES):
+        pool._tasks.clear()  # every claim group reads its tasks' rows
+        before = pool.store.stats.statements
+        jobs = claim(pool, k)
+        claimed = pool.store.stats.statements - before
+        before = pool.store.stats.statements
+        pool._commit_group([submission(job) for job in jobs])
+        costs.append((claimed, pool.store.stats.statements - before))
+    return costs
+
+
+def test_a_group_of_claims_costs_the_same_statements_whatever_its_size(
+    pool: WorkerPool,
+) -> None:
+    small, large = group_costs(pool, 4), group_costs(pool, 16)
+
+    claims = [c for c, _ in small], [c for c, _ in large]
+    assert claims[0] == claims[1], f"K=4: {small}, K=16: {large} (claims, results) per stage"
+    with pool.store.read() as tx:
+        states = {tx.get_task(u).state for u in tx.tasks_in_states(list(TaskState), _now(), 99)}
+    assert states <= {TaskState.COMPLETE}
+
+
+def trail(store: Store, task_uuid: str) -> dict[str, Any]:
+    """The task's audit trail without what differs between two runs (ids, timestamps): its
+    transitions, each step's transitions, results and result audit rows."""
+    with store.read() as tx:
+        steps = tx.task_steps(task_uuid)
+        names = {step.workflow_step_uuid: step.name for step in steps}
+
+        def plain(metadata: dict[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in metadata.items() if k != "timestamp"}
+            if "step_uuids" in kept:
+                kept["step_uuids"] = [names[u] for u in kept["step_uuids"]]
+            return kept
+
+        def rows(transitions: list[Any]) -> list[tuple[Any, ...]]:
+            return [
+                (t.from_state, t.to_state, t.event, t.sort_key, t.most_recent, plain(t.metadata))
+                for t in transitions
+            ]
+
+        return {
+            "task": rows(tx.task_transitions(task_uuid)),
+            "steps": {
+                step.name: (
+                    step.state,
+                    step.attempts,
+                    step.results,
+                    rows(tx.step_transitions(step.workflow_step_uuid)),
+                    [
+                        (a["worker_uuid"], a["success"], a["attempt"], a["to_state"])
+                        for a in tx.step_audit(task_uuid, step.workflow_step_uuid)
+                    ],
+                )
+                for step in steps
+            },
+        }
+
+
+def test_a_group_leaves_the_audit_trail_of_one_claim_and_one_result_at_a_time(
+    pool: WorkerPool,
+) -> None:
+    count = 16
+    serial, grouped = create(pool, "serial", count), create(pool, "grouped", count)
+    ancestors_seen: dict[str, list[Any]] = {"serial": [], "grouped": []}
+    for _ in range(STAGES):
+        for _ in range(count):
+            (job,) = claim(pool, 1)
+            ancestors_seen["serial"].append(job.tss["dependency_results"])
+            pool._commit_group([submission(job)])
+        jobs = claim(pool, count)
+        ancestors_seen["grouped"].extend(job.tss["dependency_results"] for job in jobs)
+        pool._commit_group([submission(job) for job in jobs])
+
+    for n in range(count):
+        alone, together = trail(pool.store, serial[n]), trail(pool.store, grouped[n])
+        assert together == alone
+        assert together["steps"]["c"][0] is StepState.COMPLETE
+    # Each claim read its ancestors' results: none for a, a's for b, a's and b's for c.
+    for seen in ancestors_seen.values():
+        expected = [[]] * count + [["a"]] * count + [["a", "b"]] * count
+        assert sorted(sorted(d) for d in seen) == sorted(expected)
