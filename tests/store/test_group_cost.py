@@ -9,6 +9,7 @@ audit trail that claiming and recording the same steps one at a time leaves. The
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
 from tasker.orchestration.creation import create_task
+from tasker.orchestration.steps import ResultGroup, ResultOutcome
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, open_store
 from tasker.templates import load_template_text
@@ -166,3 +168,38 @@ def test_a_group_leaves_the_audit_trail_of_one_claim_and_one_result_at_a_time(
     for seen in ancestors_seen.values():
         expected = [[]] * count + [["a"]] * count + [["a", "b"]] * count
         assert sorted(sorted(d) for d in seen) == sorted(expected)
+
+
+def test_a_superseded_claim_in_a_group_refuses_its_own_result_only(pool: WorkerPool) -> None:
+    create(pool, "mixed", 4)
+    jobs = sorted(claim(pool, 4), key=lambda job: job.claim.task_uuid)
+    stale = replace(jobs[1].claim, token="superseded")
+    failure = {"success": False, "error": {"message": "boom", "retryable": True}}
+    group = ResultGroup()
+    with pool.store.transaction() as tx:
+        for job, document, current in (
+            (jobs[0], result_of(jobs[0]), jobs[0].claim),
+            (jobs[1], result_of(jobs[1]), stale),
+            (jobs[2], failure, jobs[2].claim),  # not a plain success: its own path
+            (jobs[3], result_of(jobs[3]), jobs[3].claim),
+        ):
+            group.submit(pool.templates, current, document, _now(), step_template=job.step)
+        outcomes = group.finish(tx, _now())
+
+    applied, refused = ResultOutcome.APPLIED, ResultOutcome.REFUSED
+    assert outcomes == [applied, refused, applied, applied]
+    with pool.store.read() as tx:
+        a_states = []
+        for job in jobs:
+            steps = {step.name: step for step in tx.task_steps(job.claim.task_uuid)}
+            audits = tx.step_audit(job.claim.task_uuid, job.claim.step_uuid)
+            a_states.append((steps["a"].state, steps["b"].state, len(audits)))
+            if job is not jobs[1]:
+                assert steps["a"].results is not None
+                assert steps["a"].results.get("success") is (job is not jobs[2])
+    assert a_states == [
+        (StepState.COMPLETE, StepState.ENQUEUED, 1),
+        (StepState.IN_PROGRESS, StepState.PENDING, 0),  # left to its lease, nothing written
+        (StepState.WAITING_FOR_RETRY, StepState.PENDING, 1),
+        (StepState.COMPLETE, StepState.ENQUEUED, 1),
+    ]

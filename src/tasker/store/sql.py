@@ -19,7 +19,15 @@ from typing import Any, Protocol
 from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
 from tasker.domain.states import SETTLED_TASK_STATES, StepState, TaskState
 
-__all__ = ["Dialect", "LockedTask", "SqlTransaction", "StepTransition", "StoreStats", "new_uuid"]
+__all__ = [
+    "Dialect",
+    "FencedResult",
+    "LockedTask",
+    "SqlTransaction",
+    "StepTransition",
+    "StoreStats",
+    "new_uuid",
+]
 
 
 def new_uuid() -> str:
@@ -64,6 +72,17 @@ class StepTransition:
     max_attempts: int
     record: StepRecord | None = None  # the whole row, when asked for with ``full_row``
     via_transition_uuid: str | None = None  # the row of the ``via`` state, when one was given
+
+
+@dataclass(frozen=True, slots=True)
+class FencedResult:
+    """A run's result to store under its claim (``complete_fenced_steps``)."""
+
+    step_uuid: str
+    claim_token: str
+    results: JSONObject
+    now: datetime
+    via_metadata: JSONObject | None = None  # the caller's keys of the ``via`` transition
 
 
 @dataclass(slots=True)
@@ -280,6 +299,22 @@ class SqlTransaction:
             return {}
         rows = self._all("get_tasks", {"task_uuids": self._json(wanted)})
         return {str(r["task_uuid"]): self._task_record(r) for r in rows}
+
+    def lock_tasks(self, task_uuids: Iterable[str]) -> dict[str, LockedTask]:
+        """``lock_task`` for several tasks in one statement, locked in ``task_uuid`` order (the
+        order every transaction locks tasks in); absent tasks are left out."""
+        wanted = sorted(task_uuids)
+        if not wanted:
+            return {}
+        return {
+            str(r["task_uuid"]): LockedTask(
+                str(r["task_uuid"]),
+                TaskState(r["state"]),
+                r["namespace"],
+                str(r["named_task_uuid"]),
+            )
+            for r in self._all("lock_tasks", {"task_uuids": self._json(wanted)})
+        }
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         """The task's state, with the task row locked until the transaction ends."""
@@ -601,6 +636,94 @@ class SqlTransaction:
                 "attempt": attempt,
             },
         )
+
+    def insert_result_audits(self, audits: Sequence[Mapping[str, Any]]) -> None:
+        """``insert_result_audit`` for several results in one statement; each mapping holds
+        that method's keyword arguments."""
+        if not audits:
+            return
+        rows = [
+            {
+                "uuid": new_uuid(),
+                "workflow_step_uuid": a["step_uuid"],
+                "transition_uuid": a["transition_uuid"],
+                "task_uuid": a["task_uuid"],
+                "now": self._ts_text(a["now"]),
+                "worker_uuid": a["worker_uuid"],
+                "correlation_id": a["correlation_id"],
+                "success": bool(a["success"]),
+                "execution_time_ms": a["execution_time_ms"],
+                "attempt": a["attempt"],
+            }
+            for a in audits
+        ]
+        self._run("insert_result_audits", {"audits": self._json(rows)})
+
+    def complete_fenced_steps(
+        self,
+        results: Sequence[FencedResult],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+    ) -> dict[str, str]:
+        """``transition_step`` with ``via`` for several claimed steps in one ``UPDATE``: store
+        each step's result, end its claim, mark it processed and move it ``from_state -> via
+        -> to_state`` (two transition rows each), each only under its own claim token.
+
+        Returns:
+            The transition uuid of the ``via`` row of every step that moved; a step whose claim
+            was superseded (or that was not in ``from_state``) is absent, nothing written for it.
+        """
+        if not results:
+            return {}
+        via_state, via_event = via
+        rows = []
+        moved_via: dict[str, str] = {}
+        for r in results:
+            via_uuid, transition_uuid = new_uuid(), new_uuid()
+            moved_via[r.step_uuid] = via_uuid
+            last_metadata = _transition_metadata(event, r.now, None)
+            path = [
+                {
+                    "uuid": via_uuid,
+                    "from": from_state.value,
+                    "to": via_state.value,
+                    "event": via_event,
+                    "metadata": _transition_metadata(via_event, r.now, r.via_metadata),
+                },
+                {
+                    "uuid": transition_uuid,
+                    "from": via_state.value,
+                    "to": to_state.value,
+                    "event": event,
+                    "metadata": last_metadata,
+                },
+            ]
+            rows.append(
+                {
+                    "step_uuid": r.step_uuid,
+                    "from_state": from_state.value,
+                    "claim_token": r.claim_token,
+                    "results": self._d.json_param(r.results),
+                    "now": self._ts_text(r.now),
+                    "path": self._d.json_param(path),
+                    "metadata": self._d.json_param(last_metadata),
+                    "transition_uuid": transition_uuid,
+                }
+            )
+        found = self._all(
+            "complete_fenced_steps",
+            {"results": self._json(rows), "to_state": to_state.value, "event": event},
+        )
+        return {
+            str(r["workflow_step_uuid"]): moved_via[str(r["workflow_step_uuid"])] for r in found
+        }
+
+    def _ts_text(self, value: datetime) -> str:
+        """A timestamp as text inside a JSON parameter, as the backend reads timestamps."""
+        param = self._d.ts_param(value)
+        return param if isinstance(param, str) else value.isoformat()
 
     def claim_candidates(
         self, namespaces: Sequence[str] | None, limit: int

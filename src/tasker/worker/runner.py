@@ -34,7 +34,6 @@ from tasker.orchestration.steps import (
     claim_step_rows,
     heartbeat,
     save_checkpoint,
-    submit_result,
 )
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Store, Transaction
@@ -561,9 +560,8 @@ class WorkerPool:
             with self.store.transaction() as tx:
                 settled = tx.settled_tasks
                 results = ResultGroup()
-                outcomes = [
-                    submit_result(
-                        tx,
+                for item in ordered:
+                    results.submit(
                         self.templates,
                         item.claim,
                         item.document,
@@ -571,11 +569,8 @@ class WorkerPool:
                         jitter=self.settings.jitter,
                         correlation_id=item.correlation_id,
                         step_template=item.step,
-                        group=results,
                     )
-                    for item in ordered
-                ]
-                results.finish(tx, _now())
+                outcomes = results.finish(tx, _now())
                 jobs = (
                     self._claim_jobs(tx, len(wanted))
                     if wanted and not self._stopping.is_set()

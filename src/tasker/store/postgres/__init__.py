@@ -68,7 +68,13 @@ _NOTIFY_SQL = (
 _BEGIN = "BEGIN"
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # The store's statements whose results are never read: sent without waiting (see _Connection).
-_DEFERRABLE_QUERIES = ("insert_step", "insert_edge", "insert_result_audit", "bump_held_task")
+_DEFERRABLE_QUERIES = (
+    "insert_step",
+    "insert_edge",
+    "insert_result_audit",
+    "insert_result_audits",
+    "bump_held_task",
+)
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
@@ -218,6 +224,11 @@ class _PostgresTransaction(SqlTransaction):
         locked = super().lock_task(task_uuid)
         if locked is not None:
             self._locked_tasks.add(task_uuid)
+        return locked
+
+    def lock_tasks(self, task_uuids: Iterable[str]) -> dict[str, LockedTask]:
+        locked = super().lock_tasks(task_uuids)
+        self._locked_tasks.update(locked)
         return locked
 
     def transition_task_path(

@@ -47,3 +47,41 @@ ORDER BY a.root, s.created_at, s.step_seq;
 -- The task rows of :task_uuids (a JSON list).
 SELECT * FROM tasks
 WHERE task_uuid = ANY (ARRAY(SELECT jsonb_array_elements_text(:task_uuids::jsonb)));
+
+-- name: lock_tasks
+-- lock_task for the tasks of :task_uuids (a JSON list): rows are locked after the sort, so in
+-- task_uuid order, the order every transaction locks tasks in.
+SELECT task_uuid, state, namespace, named_task_uuid FROM tasks
+WHERE task_uuid = ANY (ARRAY(SELECT jsonb_array_elements_text(:task_uuids::jsonb)))
+ORDER BY task_uuid
+FOR UPDATE;
+
+-- name: complete_fenced_steps
+-- Store each result of :results ([{step_uuid, from_state, claim_token, results, now, path,
+-- metadata, transition_uuid}]) and complete its step through the two transitions listed in its
+-- path, only under the row's own current claim; the steps that moved come back.
+UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + 2,
+    last_path = c.path::jsonb, updated_at = c.now, last_event = :event,
+    last_metadata = c.metadata::jsonb, last_transition_uuid = c.transition_uuid,
+    in_process = false, results = c.results::jsonb, claim_token = NULL, lease_expires_at = NULL,
+    processed = true, processed_at = c.now
+FROM jsonb_to_recordset(:results::jsonb)
+     AS c(step_uuid text, from_state text, claim_token text, results text, now timestamptz,
+          path text, metadata text, transition_uuid text)
+WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+  AND s.claim_token = c.claim_token
+  AND s.workflow_step_uuid = ANY (ARRAY(SELECT x ->> 'step_uuid'
+                                        FROM jsonb_array_elements(:results::jsonb) AS x))
+RETURNING s.workflow_step_uuid;
+
+-- name: insert_result_audits
+-- insert_result_audit for every row of :audits (a JSON array of objects named as its parameters).
+INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+    workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id, success,
+    execution_time_ms, attempt)
+SELECT uuid, workflow_step_uuid, transition_uuid, task_uuid, now, worker_uuid, correlation_id,
+       success, execution_time_ms, attempt
+FROM jsonb_to_recordset(:audits::jsonb)
+     AS c(uuid text, workflow_step_uuid text, transition_uuid text, task_uuid text,
+          now timestamptz, worker_uuid text, correlation_id text, success boolean,
+          execution_time_ms double precision, attempt integer);

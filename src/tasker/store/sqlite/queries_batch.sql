@@ -34,3 +34,37 @@ ORDER BY a.root, s.created_at, s.rowid;
 -- name: get_tasks
 -- The task rows of :task_uuids (a JSON list).
 SELECT * FROM tasks WHERE task_uuid IN (SELECT value FROM json_each(:task_uuids));
+
+-- name: lock_tasks
+-- lock_task for the tasks of :task_uuids (a JSON list), in task_uuid order.
+SELECT task_uuid, state, namespace, named_task_uuid FROM tasks
+WHERE task_uuid IN (SELECT value FROM json_each(:task_uuids))
+ORDER BY task_uuid;
+
+-- name: complete_fenced_steps
+-- Store each result of :results ([{step_uuid, from_state, claim_token, results, now, path,
+-- metadata, transition_uuid}]) and complete its step through the two transitions listed in its
+-- path, only under the row's own current claim; the steps that moved come back.
+UPDATE workflow_steps SET state = :to_state, transition_count = transition_count + 2,
+    last_path = c.path, updated_at = c.now, last_event = :event, last_metadata = c.metadata,
+    last_transition_uuid = c.transition_uuid, in_process = 0, results = c.results,
+    claim_token = NULL, lease_expires_at = NULL, processed = 1, processed_at = c.now
+FROM (SELECT value ->> 'step_uuid' AS step_uuid, value ->> 'from_state' AS from_state,
+             value ->> 'claim_token' AS claim_token, value ->> 'results' AS results,
+             value ->> 'now' AS now, value ->> 'path' AS path, value ->> 'metadata' AS metadata,
+             value ->> 'transition_uuid' AS transition_uuid
+      FROM json_each(:results)) AS c
+WHERE workflow_steps.workflow_step_uuid = c.step_uuid AND workflow_steps.state = c.from_state
+  AND workflow_steps.claim_token = c.claim_token
+RETURNING workflow_step_uuid;
+
+-- name: insert_result_audits
+-- insert_result_audit for every row of :audits (a JSON array of objects named as its parameters).
+INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+    workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id, success,
+    execution_time_ms, attempt)
+SELECT value ->> 'uuid', value ->> 'workflow_step_uuid', value ->> 'transition_uuid',
+       value ->> 'task_uuid', value ->> 'now', value ->> 'worker_uuid',
+       value ->> 'correlation_id', value ->> 'success', value ->> 'execution_time_ms',
+       value ->> 'attempt'
+FROM json_each(:audits);
