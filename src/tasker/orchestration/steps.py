@@ -19,7 +19,7 @@ from tasker.domain.retry import backoff_delay_s, should_retry
 from tasker.domain.states import StepEvent, StepState
 from tasker.domain.template import StepTemplate, StepType, TaskTemplate
 from tasker.orchestration.expansion import apply_outcome
-from tasker.orchestration.lifecycle import evaluate_locked_task
+from tasker.orchestration.lifecycle import evaluate_locked_task, evaluate_locked_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
 from tasker.store.sql import FencedResult, LockedTask, new_uuid
@@ -185,7 +185,8 @@ class ResultGroup:
     locked once, and each task that got a result is evaluated once, after all of them, by
     ``finish``. A pass reads the steps as they are then, so one pass after two results of a
     task decides what two passes would have; it saves a task evaluation (which reads all the
-    task's steps) per extra result, most in wide fan-outs.
+    task's steps) per extra result, most in wide fan-outs. The passes of all the group's tasks
+    share their reads and writes (``evaluate_locked_tasks``).
 
     Results given to ``submit`` (rather than to ``submit_result`` with ``group``) are stored by
     ``finish`` too, as a set: their tasks locked in one statement, the plain successes stored
@@ -223,8 +224,7 @@ class ResultGroup:
             The outcome of each result given to ``submit``, in that order.
         """
         outcomes = self._store(tx) if self.queued else []
-        for task in self.advanced.values():
-            evaluate_locked_task(tx, task, now)
+        evaluate_locked_tasks(tx, list(self.advanced.values()), now)
         self.advanced.clear()
         return outcomes
 

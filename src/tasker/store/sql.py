@@ -354,6 +354,44 @@ class SqlTransaction:
         found = self._run("bump_task", params).fetchall()
         return self._task_moved(task_uuid, path[-1][0], bool(found))
 
+    def transition_task_paths(
+        self,
+        paths: Sequence[tuple[str, TaskState, Sequence[tuple[TaskState, str, JSONObject | None]]]],
+        now: datetime,
+    ) -> bool:
+        """``transition_task_path`` of several tasks (``(task, from_state, path)``) in one
+        ``UPDATE``.
+
+        Returns:
+            Whether every task moved (each that did is moved, whatever the others did).
+        """
+        if len(paths) == 1:
+            return self.transition_task_path(*paths[0], now)
+        if not paths:
+            return True
+        rows = self._task_paths_rows(paths, now)
+        params = {"paths": self._json(rows), "now": self._ts(now)}
+        params["processor_uuid"] = self.processor_uuid
+        moved = {str(r["task_uuid"]) for r in self._all("bump_tasks", params)}
+        for task_uuid, _, path in paths:
+            self._task_moved(task_uuid, path[-1][0], task_uuid in moved)
+        return len(moved) == len(paths)
+
+    def _task_paths_rows(
+        self,
+        paths: Sequence[tuple[str, TaskState, Sequence[tuple[TaskState, str, JSONObject | None]]]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``bump_tasks``: ``bump_task``'s parameters of each task."""
+        keys = ("task_uuid", "from_state", "to_state", "event", "metadata", "transition_uuid")
+        rows = []
+        for task_uuid, from_state, path in paths:
+            params = self._task_path_params(task_uuid, from_state, path, now)
+            row = {key: params[key] for key in keys}
+            row["steps"], row["path"] = params["steps"], params["path"]
+            rows.append(row)
+        return rows
+
     def _task_path_params(
         self,
         task_uuid: str,
@@ -472,6 +510,92 @@ class SqlTransaction:
             else:
                 counts[StepState(r["state"])] = int(r["n"])
         return ready, counts
+
+    def step_overviews(
+        self, task_uuids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]]:
+        """``step_overview`` of several tasks in one statement, keyed by task."""
+        if len(task_uuids) == 1:
+            return {task_uuids[0]: self.step_overview(task_uuids[0], now)}
+        found: dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]] = {
+            task_uuid: ([], {}) for task_uuid in task_uuids
+        }
+        if not task_uuids:
+            return found
+        params = {"task_uuids": self._json(list(task_uuids)), "now": self._ts(now)}
+        for r in self._all("step_overviews", params):
+            ready, counts = found[str(r["task_uuid"])]
+            if r["kind"] == "ready":
+                ready.append((str(r["workflow_step_uuid"]), StepState(r["state"])))
+            else:
+                counts[StepState(r["state"])] = int(r["n"])
+        return found
+
+    def enqueue_steps(
+        self,
+        steps: Sequence[tuple[str, StepState]],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        *,
+        through: Mapping[StepState, tuple[StepState, str]] | None = None,
+    ) -> set[str]:
+        """Compare-and-set each ``(step, state)`` to ``to_state`` in one ``UPDATE``, setting
+        ``enqueued_at``; a trigger appends each step's transition row. A step in a state that
+        ``through`` maps to ``(state, event)`` passes through that state first (two rows, as
+        two ``transition_step`` calls would write).
+
+        Returns:
+            The steps that moved; one that was no longer in its state is absent.
+        """
+        if not steps:
+            return set()
+        metadata = _transition_metadata(event, now, None)
+        moves = []
+        for step_uuid, state in steps:
+            transition_uuid = new_uuid()
+            via = (through or {}).get(state)
+            path: Any = None
+            if via is not None:
+                via_state, via_event = via
+                path = self._d.json_param(
+                    [
+                        {
+                            "uuid": new_uuid(),
+                            "from": state.value,
+                            "to": via_state.value,
+                            "event": via_event,
+                            "metadata": _transition_metadata(via_event, now, None),
+                        },
+                        {
+                            "uuid": transition_uuid,
+                            "from": via_state.value,
+                            "to": to_state.value,
+                            "event": event,
+                            "metadata": metadata,
+                        },
+                    ]
+                )
+            moves.append(
+                {
+                    "step_uuid": step_uuid,
+                    "from_state": state.value,
+                    "steps": 1 if path is None else 2,
+                    "path": path,
+                    "transition_uuid": transition_uuid,
+                }
+            )
+        rows = self._all(
+            "enqueue_steps",
+            {
+                "moves": self._json(moves),
+                "to_state": to_state.value,
+                "event": event,
+                "metadata": self._json(metadata),
+                "now": self._ts(now),
+            },
+        )
+        return {str(r["workflow_step_uuid"]) for r in rows}
 
     def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
         rows = self._all("step_state_counts", {"task_uuid": task_uuid})

@@ -85,3 +85,78 @@ FROM jsonb_to_recordset(:audits::jsonb)
      AS c(uuid text, workflow_step_uuid text, transition_uuid text, task_uuid text,
           now timestamptz, worker_uuid text, correlation_id text, success boolean,
           execution_time_ms double precision, attempt integer);
+
+-- name: enqueue_steps
+-- Compare-and-set each step of :moves ([{step_uuid, from_state, steps, path, transition_uuid}]) to
+-- :to_state, setting enqueued_at; steps > 1 passes through the transitions listed in its path.
+UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + c.steps,
+    last_path = c.path::jsonb, updated_at = :now, last_event = :event,
+    last_metadata = :metadata::jsonb, last_transition_uuid = c.transition_uuid, enqueued_at = :now
+FROM jsonb_to_recordset(:moves::jsonb)
+     AS c(step_uuid text, from_state text, steps integer, path text, transition_uuid text)
+WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+  AND s.workflow_step_uuid = ANY (ARRAY(SELECT x ->> 'step_uuid'
+                                        FROM jsonb_array_elements(:moves::jsonb) AS x))
+RETURNING s.workflow_step_uuid;
+
+-- name: bump_tasks
+-- bump_task for every task of :paths ([{task_uuid, from_state, to_state, event, metadata,
+-- transition_uuid, steps, path}]); the tasks that moved come back.
+UPDATE tasks t SET state = c.to_state, transition_count = t.transition_count + c.steps,
+    state_entered_at = :now, updated_at = :now,
+    last_event = c.event, last_metadata = c.metadata::jsonb,
+    last_transition_uuid = c.transition_uuid, last_processor_uuid = :processor_uuid,
+    last_path = c.path::jsonb,
+    complete = CASE WHEN c.to_state = 'complete' THEN true ELSE t.complete END,
+    completed_at = CASE WHEN c.to_state = 'complete' THEN :now ELSE t.completed_at END
+FROM jsonb_to_recordset(:paths::jsonb)
+     AS c(task_uuid text, from_state text, to_state text, event text, metadata text,
+          transition_uuid text, steps integer, path text)
+WHERE t.task_uuid = c.task_uuid AND t.state = c.from_state
+  AND t.task_uuid = ANY (ARRAY(SELECT x ->> 'task_uuid'
+                               FROM jsonb_array_elements(:paths::jsonb) AS x))
+RETURNING t.task_uuid;
+
+-- name: bump_held_tasks
+-- bump_tasks for tasks whose rows this transaction locked (see bump_held_task): the store does not
+-- wait for the result; a task found in another state (a bug) fails the statement.
+WITH moved AS (
+    UPDATE tasks t SET state = c.to_state, transition_count = t.transition_count + c.steps,
+        state_entered_at = :now, updated_at = :now,
+        last_event = c.event, last_metadata = c.metadata::jsonb,
+        last_transition_uuid = c.transition_uuid, last_processor_uuid = :processor_uuid,
+        last_path = c.path::jsonb,
+        complete = CASE WHEN c.to_state = 'complete' THEN true ELSE t.complete END,
+        completed_at = CASE WHEN c.to_state = 'complete' THEN :now ELSE t.completed_at END
+    FROM jsonb_to_recordset(:paths::jsonb)
+         AS c(task_uuid text, from_state text, to_state text, event text, metadata text,
+              transition_uuid text, steps integer, path text)
+    WHERE t.task_uuid = c.task_uuid AND t.state = c.from_state
+      AND t.task_uuid = ANY (ARRAY(SELECT x ->> 'task_uuid'
+                                   FROM jsonb_array_elements(:paths::jsonb) AS x))
+    RETURNING 1
+)
+SELECT tasker_fail('of ' || :expected || ' tasks, only ' || (SELECT COUNT(*) FROM moved)
+                   || ' were in the states this transaction''s own locks held them in')
+WHERE (SELECT COUNT(*) FROM moved) <> :expected;
+
+-- name: step_overviews
+-- step_overview of every task of :task_uuids (a JSON list), each row naming its task.
+SELECT 'ready' AS kind, s.task_uuid, s.workflow_step_uuid, s.state, 1 AS n, s.created_at,
+       s.step_seq AS seq
+FROM workflow_steps s
+WHERE s.task_uuid = ANY (ARRAY(SELECT jsonb_array_elements_text(:task_uuids::jsonb)))
+  AND s.state IN ('pending', 'waiting_for_retry')
+  AND NOT s.processed AND NOT s.in_process
+  AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'))
+UNION ALL
+SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
+WHERE task_uuid = ANY (ARRAY(SELECT jsonb_array_elements_text(:task_uuids::jsonb)))
+GROUP BY task_uuid, state
+ORDER BY kind DESC, created_at, seq;

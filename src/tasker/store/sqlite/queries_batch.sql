@@ -68,3 +68,54 @@ SELECT value ->> 'uuid', value ->> 'workflow_step_uuid', value ->> 'transition_u
        value ->> 'correlation_id', value ->> 'success', value ->> 'execution_time_ms',
        value ->> 'attempt'
 FROM json_each(:audits);
+
+-- name: enqueue_steps
+-- Compare-and-set each step of :moves ([{step_uuid, from_state, steps, path, transition_uuid}]) to
+-- :to_state, setting enqueued_at; steps > 1 passes through the transitions listed in its path.
+UPDATE workflow_steps SET state = :to_state, transition_count = transition_count + c.steps,
+    last_path = c.path, updated_at = :now, last_event = :event, last_metadata = :metadata,
+    last_transition_uuid = c.transition_uuid, enqueued_at = :now
+FROM (SELECT value ->> 'step_uuid' AS step_uuid, value ->> 'from_state' AS from_state,
+             value ->> 'steps' AS steps, value ->> 'path' AS path,
+             value ->> 'transition_uuid' AS transition_uuid
+      FROM json_each(:moves)) AS c
+WHERE workflow_steps.workflow_step_uuid = c.step_uuid AND workflow_steps.state = c.from_state
+RETURNING workflow_step_uuid;
+
+-- name: bump_tasks
+-- bump_task for every task of :paths ([{task_uuid, from_state, to_state, event, metadata,
+-- transition_uuid, steps, path}]); the tasks that moved come back.
+UPDATE tasks SET state = c.to_state, transition_count = transition_count + c.steps,
+    state_entered_at = :now, updated_at = :now,
+    last_event = c.event, last_metadata = c.metadata, last_transition_uuid = c.transition_uuid,
+    last_processor_uuid = :processor_uuid, last_path = c.path,
+    complete = CASE WHEN c.to_state = 'complete' THEN 1 ELSE complete END,
+    completed_at = CASE WHEN c.to_state = 'complete' THEN :now ELSE completed_at END
+FROM (SELECT value ->> 'task_uuid' AS task_uuid, value ->> 'from_state' AS from_state,
+             value ->> 'to_state' AS to_state, value ->> 'event' AS event,
+             value ->> 'metadata' AS metadata, value ->> 'transition_uuid' AS transition_uuid,
+             value ->> 'steps' AS steps, value ->> 'path' AS path
+      FROM json_each(:paths)) AS c
+WHERE tasks.task_uuid = c.task_uuid AND tasks.state = c.from_state
+RETURNING task_uuid;
+
+-- name: step_overviews
+-- step_overview of every task of :task_uuids (a JSON list), each row naming its task.
+SELECT 'ready' AS kind, s.task_uuid, s.workflow_step_uuid, s.state, 1 AS n, s.created_at,
+       s.rowid AS seq
+FROM workflow_steps s
+WHERE s.task_uuid IN (SELECT value FROM json_each(:task_uuids))
+  AND s.state IN ('pending', 'waiting_for_retry')
+  AND s.processed = 0 AND s.in_process = 0
+  AND (s.attempts = 0 OR (s.retryable = 1 AND s.attempts < s.max_attempts))
+  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'))
+UNION ALL
+SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
+WHERE task_uuid IN (SELECT value FROM json_each(:task_uuids))
+GROUP BY task_uuid, state
+ORDER BY kind DESC, created_at, seq;
