@@ -8,11 +8,14 @@ audit trail that claiming and recording the same steps one at a time leaves. The
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
@@ -202,3 +205,80 @@ def test_a_superseded_claim_in_a_group_refuses_its_own_result_only(pool: WorkerP
         (StepState.WAITING_FOR_RETRY, StepState.PENDING, 1),
         (StepState.COMPLETE, StepState.ENQUEUED, 1),
     ]
+
+
+DIAMOND = """
+name: diamond
+namespace_name: sets
+version: "1.0.0"
+steps:
+  - {name: start, handler: {callable: sets.step}}
+  - {name: left, dependencies: [start], handler: {callable: sets.step}}
+  - {name: right, dependencies: [start], handler: {callable: sets.step}}
+  - {name: join, dependencies: [left, right], handler: {callable: sets.step}}
+"""
+DIAMOND_STEPS = ("start", "left", "right", "join")
+_RUNS = itertools.count()
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    plans=st.lists(
+        st.fixed_dictionaries({name: st.booleans() for name in DIAMOND_STEPS}),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_one_group_for_several_tasks_leaves_the_trail_of_one_group_per_task(
+    pool: WorkerPool, plans: list[dict[str, bool]]
+) -> None:
+    """Each task's results reach the same groups' passes either way (all of a round's results
+    of a task are in one group), so only the batching of the tasks' reads and writes differs:
+    the trails must not. ``plans`` says which step of which task succeeds (else it fails for
+    good, which blocks the task and gives it up once nothing is in flight)."""
+    with pool.store.transaction() as tx:
+        pool.templates.register(tx, load_template_text(DIAMOND, "diamond.yaml"))
+    run = next(_RUNS)
+    sets: dict[str, dict[int, str]] = {}
+    for label in ("together", "apart"):
+        sets[label] = {}
+        for n in range(len(plans)):
+            with pool.store.transaction() as tx:
+                context = {"n": n, "set": label, "run": run}
+                request = TaskRequest(name="diamond", namespace="sets", context=context)
+                sets[label][n] = create_task(tx, pool.templates, request, _now()).task_uuid
+    label_of = {u: label for label, tasks in sets.items() for u in tasks.values()}
+
+    def outcome(job: _Job) -> _Submission:
+        n, name = job.tss["task"]["task"]["context"]["n"], job.tss["workflow_step"]["name"]
+        document: dict[str, Any] = (
+            result_of(job)
+            if plans[n][name]
+            else {"success": False, "error": {"message": "no", "retryable": False}}
+        )
+        return _Submission(job.claim, document, None, False, job.step)
+
+    while True:
+        with pool.store.transaction() as tx:
+            jobs = [j for j in pool._claim_jobs(tx, 64) if j.claim.task_uuid in label_of]
+        if not jobs:
+            break
+        pool._commit_group([outcome(j) for j in jobs if label_of[j.claim.task_uuid] == "together"])
+        for task_uuid in sets["apart"].values():
+            mine = [outcome(j) for j in jobs if j.claim.task_uuid == task_uuid]
+            if mine:
+                pool._commit_group(mine)
+
+    for n in range(len(plans)):
+        together, apart = (
+            trail(pool.store, sets["together"][n]),
+            trail(pool.store, sets["apart"][n]),
+        )
+        assert together == apart
+        last = together["task"][-1][1]
+        assert last in ("complete", "error")
+        assert (last == "complete") is all(plans[n].values())
