@@ -112,6 +112,10 @@ class Dialect(Protocol):
 
     def bool_param(self, value: bool) -> Any: ...
 
+    def array_param(self, values: Sequence[str]) -> Any:
+        """A list of keys (SQLite: JSON text for ``json_each``; PostgreSQL: a text array)."""
+        ...
+
 
 # The last ``now`` whose ISO text a transition's metadata used: a transaction writes several
 # transitions with the same ``now``. Replaced as one tuple, so threads never see a mixed pair.
@@ -297,7 +301,7 @@ class SqlTransaction:
         wanted = list(task_uuids)
         if not wanted:
             return {}
-        rows = self._all("get_tasks", {"task_uuids": self._json(wanted)})
+        rows = self._all("get_tasks", {"task_uuids": self._d.array_param(wanted)})
         return {str(r["task_uuid"]): self._task_record(r) for r in rows}
 
     def lock_tasks(self, task_uuids: Iterable[str]) -> dict[str, LockedTask]:
@@ -313,7 +317,7 @@ class SqlTransaction:
                 r["namespace"],
                 str(r["named_task_uuid"]),
             )
-            for r in self._all("lock_tasks", {"task_uuids": self._json(wanted)})
+            for r in self._all("lock_tasks", {"task_uuids": self._d.array_param(wanted)})
         }
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
@@ -370,8 +374,12 @@ class SqlTransaction:
         if not paths:
             return True
         rows = self._task_paths_rows(paths, now)
-        params = {"paths": self._json(rows), "now": self._ts(now)}
-        params["processor_uuid"] = self.processor_uuid
+        params = {
+            "paths": self._json(rows),
+            "keys": self._d.array_param([task_uuid for task_uuid, _, _ in paths]),
+            "now": self._ts(now),
+            "processor_uuid": self.processor_uuid,
+        }
         moved = {str(r["task_uuid"]) for r in self._all("bump_tasks", params)}
         for task_uuid, _, path in paths:
             self._task_moved(task_uuid, path[-1][0], task_uuid in moved)
@@ -522,7 +530,7 @@ class SqlTransaction:
         }
         if not task_uuids:
             return found
-        params = {"task_uuids": self._json(list(task_uuids)), "now": self._ts(now)}
+        params = {"task_uuids": self._d.array_param(list(task_uuids)), "now": self._ts(now)}
         for r in self._all("step_overviews", params):
             ready, counts = found[str(r["task_uuid"])]
             if r["kind"] == "ready":
@@ -589,6 +597,7 @@ class SqlTransaction:
             "enqueue_steps",
             {
                 "moves": self._json(moves),
+                "keys": self._d.array_param([step_uuid for step_uuid, _ in steps]),
                 "to_state": to_state.value,
                 "event": event,
                 "metadata": self._json(metadata),
@@ -838,7 +847,12 @@ class SqlTransaction:
             )
         found = self._all(
             "complete_fenced_steps",
-            {"results": self._json(rows), "to_state": to_state.value, "event": event},
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
         )
         return {
             str(r["workflow_step_uuid"]): moved_via[str(r["workflow_step_uuid"])] for r in found
@@ -894,6 +908,7 @@ class SqlTransaction:
             "start_steps",
             {
                 "claims": self._json(claims),
+                "keys": self._d.array_param(list(tokens)),
                 "now": self._ts(now),
                 "event": event,
                 "metadata": self._json(_transition_metadata(event, now, metadata)),
@@ -912,7 +927,8 @@ class SqlTransaction:
         found: dict[str, dict[str, JSONObject]] = {step_uuid: {} for step_uuid in step_uuids}
         if not step_uuids:
             return found
-        for r in self._all("ancestor_results_of", {"step_uuids": self._json(list(step_uuids))}):
+        params = {"step_uuids": self._d.array_param(list(step_uuids))}
+        for r in self._all("ancestor_results_of", params):
             found[str(r["root"])][str(r["name"])] = self._d.json_value(r["results"])
         return found
 

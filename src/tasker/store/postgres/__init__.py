@@ -126,6 +126,9 @@ class PostgresDialect:
     def bool_param(self, value: bool) -> Any:
         return value
 
+    def array_param(self, values: Sequence[str]) -> Any:
+        return list(values)  # a text[]: the planner sees how many keys there are
+
 
 class _Connection:
     """What ``SqlTransaction`` executes on: one pooled connection, holding back what can wait.
@@ -253,6 +256,7 @@ class _PostgresTransaction(SqlTransaction):
             return super().transition_task_paths(paths, now)
         params = {
             "paths": self._json(self._task_paths_rows(paths, now)),
+            "keys": [task_uuid for task_uuid, _, _ in paths],
             "now": self._ts(now),
             "processor_uuid": self.processor_uuid,
             "expected": len(paths),
