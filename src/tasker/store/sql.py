@@ -299,8 +299,9 @@ class SqlTransaction:
     def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
         """The rows of several tasks in one statement (absent ones are left out)."""
         wanted = list(task_uuids)
-        if not wanted:
-            return {}
+        if len(wanted) < 2:  # the one-row statement: cheaper than taking a list apart
+            found = [self.get_task(task_uuid) for task_uuid in wanted]
+            return {task.task_uuid: task for task in found if task is not None}
         rows = self._all("get_tasks", {"task_uuids": self._d.array_param(wanted)})
         return {str(r["task_uuid"]): self._task_record(r) for r in rows}
 
@@ -308,8 +309,9 @@ class SqlTransaction:
         """``lock_task`` for several tasks in one statement, locked in ``task_uuid`` order (the
         order every transaction locks tasks in); absent tasks are left out."""
         wanted = sorted(task_uuids)
-        if not wanted:
-            return {}
+        if len(wanted) < 2:  # the one-row statement: cheaper than taking a list apart
+            locked = [self.lock_task(task_uuid) for task_uuid in wanted]
+            return {task.task_uuid: task for task in locked if task is not None}
         return {
             str(r["task_uuid"]): LockedTask(
                 str(r["task_uuid"]),
@@ -556,8 +558,23 @@ class SqlTransaction:
         Returns:
             The steps that moved; one that was no longer in its state is absent.
         """
-        if not steps:
-            return set()
+        if len(steps) < 2:  # the one-row statement: cheaper than taking a list apart
+            enqueued: set[str] = set()
+            for step_uuid, state in steps:
+                via = (through or {}).get(state)
+                moved = self.transition_step(
+                    step_uuid,
+                    "",
+                    state,
+                    to_state,
+                    event,
+                    now,
+                    changes={"enqueued_at": now},
+                    via=None if via is None else (*via, None),
+                )
+                if moved is not None:
+                    enqueued.add(step_uuid)
+            return enqueued
         metadata = _transition_metadata(event, now, None)
         moves = []
         for step_uuid, state in steps:
@@ -773,7 +790,9 @@ class SqlTransaction:
     def insert_result_audits(self, audits: Sequence[Mapping[str, Any]]) -> None:
         """``insert_result_audit`` for several results in one statement; each mapping holds
         that method's keyword arguments."""
-        if not audits:
+        if len(audits) < 2:  # the one-row statement: cheaper than taking a list apart
+            for audit in audits:
+                self.insert_result_audit(**audit)
             return
         rows = [
             {
@@ -808,9 +827,31 @@ class SqlTransaction:
             The transition uuid of the ``via`` row of every step that moved; a step whose claim
             was superseded (or that was not in ``from_state``) is absent, nothing written for it.
         """
-        if not results:
-            return {}
         via_state, via_event = via
+        if len(results) < 2:  # the one-row statement: cheaper than taking a list apart
+            moved_one: dict[str, str] = {}
+            for r in results:
+                moved = self.transition_step(
+                    r.step_uuid,
+                    "",
+                    from_state,
+                    to_state,
+                    event,
+                    r.now,
+                    changes={
+                        "in_process": False,
+                        "results": r.results,
+                        "claim_token": None,
+                        "lease_expires_at": None,
+                        "processed": True,
+                        "processed_at": r.now,
+                    },
+                    claim_token=r.claim_token,
+                    via=(via_state, via_event, r.via_metadata),
+                )
+                if moved is not None and moved.via_transition_uuid is not None:
+                    moved_one[r.step_uuid] = moved.via_transition_uuid
+            return moved_one
         rows = []
         moved_via: dict[str, str] = {}
         for r in results:
@@ -893,8 +934,8 @@ class SqlTransaction:
             The row of every step that moved, as the claim left it; a step that was no longer
             ``enqueued`` is absent (nothing was written for it).
         """
-        if not tokens:
-            return {}
+        if len(tokens) < 2:  # the one-row statement: cheaper than taking a list apart
+            return self._start_step(tokens, event, now, worker_id, lease_expires_at, metadata)
         claims = [
             {
                 "step_uuid": step_uuid,
@@ -918,15 +959,49 @@ class SqlTransaction:
         )
         return {str(r["workflow_step_uuid"]): self._step_record(r) for r in rows}
 
+    def _start_step(
+        self,
+        tokens: Mapping[str, str],
+        event: str,
+        now: datetime,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None,
+    ) -> dict[str, StepRecord]:
+        """``start_steps`` of at most one step, by ``transition_step``."""
+        started: dict[str, StepRecord] = {}
+        for step_uuid, token in tokens.items():
+            moved = self.transition_step(
+                step_uuid,
+                "",
+                StepState.ENQUEUED,
+                StepState.IN_PROGRESS,
+                event,
+                now,
+                changes={
+                    "in_process": True,
+                    "attempts_delta": 1,
+                    "last_attempted_at": now,
+                    "claim_token": token,
+                    "claimed_by": worker_id,
+                    "lease_expires_at": lease_expires_at,
+                },
+                metadata=metadata,
+                full_row=True,
+            )
+            if moved is not None and moved.record is not None:
+                started[step_uuid] = moved.record
+        return started
+
     def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
         rows = self._all("ancestor_results", {"workflow_step_uuid": step_uuid})
         return {str(r["name"]): self._d.json_value(r["results"]) for r in rows}
 
     def ancestor_results_of(self, step_uuids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
         """``ancestor_results`` of several steps in one statement, keyed by step."""
+        if len(step_uuids) < 2:  # the one-row statement: cheaper than taking a list apart
+            return {step_uuid: self.ancestor_results(step_uuid) for step_uuid in step_uuids}
         found: dict[str, dict[str, JSONObject]] = {step_uuid: {} for step_uuid in step_uuids}
-        if not step_uuids:
-            return found
         params = {"step_uuids": self._d.array_param(list(step_uuids))}
         for r in self._all("ancestor_results_of", params):
             found[str(r["root"])][str(r["name"])] = self._d.json_value(r["results"])
