@@ -8,11 +8,19 @@ A pass checks each task transition against the state table as it decides it, and
 all at the end in one ``UPDATE`` (``transition_task_path``): the usual pass after a step result,
 ``steps_in_process -> evaluating_results -> enqueuing_steps -> steps_in_process``, is one
 statement with three transition rows. Nothing a pass reads depends on the task row's state.
+
+Passes over several locked tasks (``evaluate_locked_tasks``, a worker's group of results) run
+the same decisions, task by task, over reads and writes made for all of them at once: one read
+of every task's steps before the decisions, then one ``UPDATE`` enqueueing every task's ready
+steps (each a compare-and-set, so a step is still enqueued exactly once), then one writing every
+task's transitions. A pass only ever enqueues as its last decision, and the steps it read
+change under its task lock only by claims (``enqueued -> in_progress``), which no decision
+tells apart, so deciding from the earlier read decides what reading as it goes would have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from tasker.domain.model import ExecutionStatus, JSONObject
@@ -29,7 +37,13 @@ from tasker.domain.states import (
 from tasker.store.base import Transaction
 from tasker.store.sql import LockedTask
 
-__all__ = ["evaluate_locked_task", "evaluate_task", "execution_status", "move_task"]
+__all__ = [
+    "evaluate_locked_task",
+    "evaluate_locked_tasks",
+    "evaluate_task",
+    "execution_status",
+    "move_task",
+]
 
 
 def move_task(
@@ -82,10 +96,27 @@ def evaluate_task(tx: Transaction, task_uuid: str, now: datetime) -> TaskState |
     return evaluate_locked_task(tx, task, now)
 
 
-class _Pass:
-    """The task transitions of one orchestration pass, checked now and written at the end."""
+_Overview = tuple[list[tuple[str, StepState]], dict[StepState, int]]
 
-    __slots__ = ("moves", "start", "state", "task", "tx")
+# States whose pass starts by reading the task's steps (``step_overview``), read for all the
+# tasks of ``evaluate_locked_tasks`` at once.
+_READS_STEPS = frozenset(
+    {
+        TaskState.PENDING,
+        TaskState.INITIALIZING,
+        TaskState.STEPS_IN_PROCESS,
+        TaskState.EVALUATING_RESULTS,
+        TaskState.WAITING_FOR_DEPENDENCIES,
+        TaskState.WAITING_FOR_RETRY,
+    }
+)
+
+
+class _Pass:
+    """The task transitions of one orchestration pass, checked now and written at the end;
+    the steps it read, and the ready steps it decided to enqueue (also written at the end)."""
+
+    __slots__ = ("moves", "ready", "start", "state", "steps", "task", "tx")
 
     def __init__(self, tx: Transaction, task: LockedTask, state: TaskState | None = None) -> None:
         self.tx = tx
@@ -93,6 +124,15 @@ class _Pass:
         self.start = task.state if state is None else state
         self.state = self.start
         self.moves: list[tuple[TaskState, str, JSONObject | None]] = []
+        self.steps: _Overview | None = None
+        self.ready: list[tuple[str, StepState]] = []
+
+    def overview(self, now: datetime) -> _Overview:
+        """The task's ready steps and step counts (read once per pass: nothing the pass
+        decides changes them before its last read)."""
+        if self.steps is None:
+            self.steps = self.tx.step_overview(self.task.task_uuid, now)
+        return self.steps
 
     def move(self, event: TaskEvent, metadata: Mapping[str, object] | None = None) -> TaskState:
         """Apply ``event`` (table-checked) and return the new state.
@@ -106,20 +146,46 @@ class _Pass:
         return target
 
     def write(self, now: datetime) -> TaskState:
-        if self.moves and not self.tx.transition_task_path(
-            self.task.task_uuid, self.start, self.moves, now
-        ):
-            # The row is locked by this transaction: a lost race here is a bug, not contention.
-            raise RuntimeError(f"task {self.task.task_uuid} changed state under its own lock")
-        self.start, self.moves = self.state, []
+        _write(self.tx, [self], now)
         return self.state
+
+
+def _write(tx: Transaction, runs: Sequence[_Pass], now: datetime) -> None:
+    """Write the recorded transitions of every pass, in one statement."""
+    moving = [run for run in runs if run.moves]
+    if moving and not tx.transition_task_paths(
+        [(run.task.task_uuid, run.start, run.moves) for run in moving], now
+    ):
+        # The rows are locked by this transaction: a lost race here is a bug, not contention.
+        stuck = ", ".join(run.task.task_uuid for run in moving)
+        raise RuntimeError(f"a task of {stuck} changed state under its own lock")
+    for run in moving:
+        run.start, run.moves = run.state, []
 
 
 def evaluate_locked_task(tx: Transaction, task: LockedTask, now: datetime) -> TaskState:
     """Advance a task the caller has locked, by its current state (execution.md §4)."""
-    run = _Pass(tx, task)
-    _advance(tx, run, now)
-    return run.write(now)
+    return evaluate_locked_tasks(tx, [task], now)[0]
+
+
+def evaluate_locked_tasks(
+    tx: Transaction, tasks: Sequence[LockedTask], now: datetime
+) -> list[TaskState]:
+    """``evaluate_locked_task`` for several tasks the caller has locked, with the reads and
+    writes of all their passes made together (see the module docstring).
+
+    Returns:
+        Each task's state after its pass, in the order of ``tasks``.
+    """
+    runs = [_Pass(tx, task) for task in tasks]
+    reading = [run.task.task_uuid for run in runs if run.state in _READS_STEPS]
+    overviews = tx.step_overviews(reading, now) if reading else {}
+    for run in runs:
+        run.steps = overviews.get(run.task.task_uuid)
+        _advance(tx, run, now)
+    _enqueue_ready(tx, runs, now)
+    _write(tx, runs, now)
+    return [run.state for run in runs]
 
 
 def _advance(tx: Transaction, run: _Pass, now: datetime) -> None:
@@ -128,18 +194,19 @@ def _advance(tx: Transaction, run: _Pass, now: datetime) -> None:
             case TaskState.PENDING:
                 run.move(TaskEvent.START)
             case TaskState.INITIALIZING:
-                return _initialize(tx, run, now)
+                return _initialize(run, now)
             case TaskState.STEPS_IN_PROCESS:
                 run.move(TaskEvent.STEP_COMPLETED)
             case TaskState.EVALUATING_RESULTS:
                 return _finalize(tx, run, now)
             case TaskState.WAITING_FOR_DEPENDENCIES:
-                status = execution_status(tx, run.task.task_uuid, now)
+                ready, counts = run.overview(now)
+                status = _status(counts, len(ready))
                 if status.execution_status in ("processing", "waiting_for_dependencies"):
                     return None
                 run.move(TaskEvent.DEPENDENCIES_READY)
             case TaskState.WAITING_FOR_RETRY:
-                return _retry_if_due(tx, run, now)
+                return _retry_if_due(run, now)
             case TaskState.BLOCKED_BY_FAILURES:
                 return _give_up_if_idle(tx, run, now)
             case _:
@@ -147,19 +214,19 @@ def _advance(tx: Transaction, run: _Pass, now: datetime) -> None:
                 return None
 
 
-def _retry_if_due(tx: Transaction, run: _Pass, now: datetime) -> None:
-    ready = tx.ready_steps(run.task.task_uuid, now)
+def _retry_if_due(run: _Pass, now: datetime) -> None:
+    ready = run.overview(now)[0]
     if not ready:
         return
     run.move(TaskEvent.RETRY_READY)
-    _enqueue(tx, run, now, ready)
+    _enqueue(run, ready)
 
 
-def _initialize(tx: Transaction, run: _Pass, now: datetime) -> None:
-    ready, counts = tx.step_overview(run.task.task_uuid, now)
+def _initialize(run: _Pass, now: datetime) -> None:
+    ready, counts = run.overview(now)
     if ready:
         run.move(TaskEvent.READY_STEPS_FOUND)
-        _enqueue(tx, run, now, ready)
+        _enqueue(run, ready)
     elif not counts:
         run.move(TaskEvent.NO_STEPS_FOUND)
     else:
@@ -167,7 +234,7 @@ def _initialize(tx: Transaction, run: _Pass, now: datetime) -> None:
 
 
 def _finalize(tx: Transaction, run: _Pass, now: datetime) -> None:
-    ready, counts = tx.step_overview(run.task.task_uuid, now)
+    ready, counts = run.overview(now)
     status = _status(counts, len(ready))
     match status.execution_status:
         case "all_complete":
@@ -177,41 +244,39 @@ def _finalize(tx: Transaction, run: _Pass, now: datetime) -> None:
             _give_up_if_idle(tx, run, now)
         case "has_ready_steps":
             run.move(TaskEvent.READY_STEPS_FOUND)
-            _enqueue(tx, run, now, ready)
+            _enqueue(run, ready)
         case "waiting_for_dependencies":
             run.move(TaskEvent.NO_DEPENDENCIES_READY)
         case _:
             pass  # processing: rest until the next result arrives
 
 
-def _enqueue(
-    tx: Transaction, run: _Pass, now: datetime, ready: list[tuple[str, StepState]]
-) -> None:
-    """Mark every ready step ``enqueued`` (the queue is the step state itself)."""
-    task = run.task
-    enqueued = []
-    for step_uuid, step_state in ready:
-        current = step_state
-        if current is StepState.WAITING_FOR_RETRY:
-            tx.transition_step(
-                step_uuid, task.task_uuid, current, StepState.PENDING, StepEvent.RETRY.value, now
-            )
-            current = StepState.PENDING
-        moved = tx.transition_step(
-            step_uuid,
-            task.task_uuid,
-            current,
-            StepState.ENQUEUED,
-            StepEvent.ENQUEUE.value,
-            now,
-            changes={"enqueued_at": now},
-        )
-        if moved is not None:
-            enqueued.append(step_uuid)
-    if enqueued:
-        tx.wake_namespaces.add(task.namespace)
-        tx.enqueued_step_uuids.update(enqueued)
-    run.move(TaskEvent.STEPS_ENQUEUED, {"step_uuids": enqueued})
+def _enqueue(run: _Pass, ready: list[tuple[str, StepState]]) -> None:
+    """Decide to enqueue every ready step: the pass's last decision, written (and the pass
+    moved on by ``steps_enqueued``) by ``_enqueue_ready`` together with other passes'."""
+    run.ready = ready
+
+
+def _enqueue_ready(tx: Transaction, runs: Sequence[_Pass], now: datetime) -> None:
+    """Mark the ready steps of every pass ``enqueued`` (the queue is the step state itself),
+    in one compare-and-set ``UPDATE``, and record each pass's ``steps_enqueued``."""
+    enqueuing = [run for run in runs if run.ready]
+    if not enqueuing:
+        return
+    moved = tx.enqueue_steps(
+        [step for run in enqueuing for step in run.ready],
+        StepState.ENQUEUED,
+        StepEvent.ENQUEUE.value,
+        now,
+        through={StepState.WAITING_FOR_RETRY: (StepState.PENDING, StepEvent.RETRY.value)},
+    )
+    for run in enqueuing:
+        enqueued = [step_uuid for step_uuid, _ in run.ready if step_uuid in moved]
+        if enqueued:
+            tx.wake_namespaces.add(run.task.namespace)
+            tx.enqueued_step_uuids.update(enqueued)
+        run.move(TaskEvent.STEPS_ENQUEUED, {"step_uuids": enqueued})
+        run.ready = []
 
 
 def _give_up_if_idle(tx: Transaction, run: _Pass, now: datetime) -> None:

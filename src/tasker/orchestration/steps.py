@@ -9,6 +9,7 @@ changes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -18,10 +19,10 @@ from tasker.domain.retry import backoff_delay_s, should_retry
 from tasker.domain.states import StepEvent, StepState
 from tasker.domain.template import StepTemplate, StepType, TaskTemplate
 from tasker.orchestration.expansion import apply_outcome
-from tasker.orchestration.lifecycle import evaluate_locked_task
+from tasker.orchestration.lifecycle import evaluate_locked_task, evaluate_locked_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import LockedTask, new_uuid
+from tasker.store.sql import FencedResult, LockedTask, new_uuid
 
 __all__ = [
     "ResultGroup",
@@ -71,32 +72,30 @@ def claim_step_rows(
     lease_timeout_s: float,
     now: datetime,
 ) -> list[tuple[Claim, StepRecord]]:
-    """``claim_steps``, with each claimed step's row as the claim left it (saves a read)."""
-    claims: list[tuple[Claim, StepRecord]] = []
+    """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
+
+    Two statements for any ``limit``: the candidates, then one ``UPDATE`` that claims them
+    all, each under its own claim token and with its own transition row.
+    """
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
-    for step_uuid, task_uuid, attempts in tx.claim_candidates(namespaces, limit):
-        token = new_uuid()
-        moved = tx.transition_step(
-            step_uuid,
-            task_uuid,
-            StepState.ENQUEUED,
-            StepState.IN_PROGRESS,
-            StepEvent.START.value,
-            now,
-            changes={
-                "in_process": True,
-                "attempts_delta": 1,
-                "last_attempted_at": now,
-                "claim_token": token,
-                "claimed_by": worker_id,
-                "lease_expires_at": lease_expires_at,
-            },
-            metadata={"worker_uuid": worker_id},
-            full_row=True,
+    candidates = tx.claim_candidates(namespaces, limit)
+    tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
+    rows = tx.start_steps(
+        tokens,
+        StepEvent.START.value,
+        now,
+        worker_id=worker_id,
+        lease_expires_at=lease_expires_at,
+        metadata={"worker_uuid": worker_id},
+    )
+    claims = [
+        (
+            Claim(task_uuid, step_uuid, tokens[step_uuid], worker_id, attempts, lease_expires_at),
+            rows[step_uuid],
         )
-        if moved is not None and moved.record is not None:
-            claim = Claim(task_uuid, step_uuid, token, worker_id, attempts, lease_expires_at)
-            claims.append((claim, moved.record))
+        for step_uuid, task_uuid, attempts in candidates
+        if step_uuid in rows
+    ]
     # A step this transaction enqueued and claims itself needs no other worker woken for it.
     tx.claimed_enqueued += sum(
         1 for claim, _ in claims if claim.step_uuid in tx.enqueued_step_uuids
@@ -135,7 +134,7 @@ def submit_result(
         if group is not None:
             group.locked[claim.task_uuid] = task
     success = bool(document.get("success"))
-    if success and step_template is not None and step_template.type not in _OUTCOME_TYPES:
+    if _is_plain_success(document, step_template):
         return _complete_plain_success(tx, task, claim, document, now, correlation_id, group)
     target = (
         StepState.ENQUEUED_FOR_ORCHESTRATION
@@ -186,18 +185,146 @@ class ResultGroup:
     locked once, and each task that got a result is evaluated once, after all of them, by
     ``finish``. A pass reads the steps as they are then, so one pass after two results of a
     task decides what two passes would have; it saves a task evaluation (which reads all the
-    task's steps) per extra result, most in wide fan-outs."""
+    task's steps) per extra result, most in wide fan-outs. The passes of all the group's tasks
+    share their reads and writes (``evaluate_locked_tasks``).
 
-    __slots__ = ("advanced", "locked")
+    Results given to ``submit`` (rather than to ``submit_result`` with ``group``) are stored by
+    ``finish`` too, as a set: their tasks locked in one statement, the plain successes stored
+    and completed in one fenced ``UPDATE`` with one insert of their audit rows; any other
+    result takes ``submit_result``'s own path. The group's statements then do not grow with the
+    number of results.
+    """
+
+    __slots__ = ("advanced", "locked", "queued")
 
     def __init__(self) -> None:
         self.locked: dict[str, LockedTask] = {}
         self.advanced: dict[str, LockedTask] = {}
+        self.queued: list[_Queued] = []
 
-    def finish(self, tx: Transaction, now: datetime) -> None:
-        for task in self.advanced.values():
-            evaluate_locked_task(tx, task, now)
+    def submit(
+        self,
+        templates: TemplateCache,
+        claim: Claim,
+        document: JSONObject,
+        now: datetime,
+        *,
+        jitter: bool = True,
+        correlation_id: str | None = None,
+        step_template: StepTemplate | None = None,
+    ) -> None:
+        """``submit_result`` deferred to ``finish``, which returns its outcome."""
+        queued = _Queued(claim, document, now, templates, jitter, correlation_id, step_template)
+        self.queued.append(queued)
+
+    def finish(self, tx: Transaction, now: datetime) -> list[ResultOutcome]:
+        """Store the submitted results and advance every task that got one.
+
+        Returns:
+            The outcome of each result given to ``submit``, in that order.
+        """
+        outcomes = self._store(tx) if self.queued else []
+        evaluate_locked_tasks(tx, list(self.advanced.values()), now)
         self.advanced.clear()
+        return outcomes
+
+    def _store(self, tx: Transaction) -> list[ResultOutcome]:
+        queued, self.queued = self.queued, []
+        self.locked.update(tx.lock_tasks({q.claim.task_uuid for q in queued} - self.locked.keys()))
+        outcomes: list[ResultOutcome] = [ResultOutcome.REFUSED] * len(queued)
+        plain: list[int] = []
+        steps: set[str] = set()  # a step's second result takes the one-result path (refused)
+        for i, q in enumerate(queued):
+            if (
+                q.claim.task_uuid in self.locked
+                and q.claim.step_uuid not in steps
+                and _is_plain_success(q.document, q.step_template)
+            ):
+                plain.append(i)
+                steps.add(q.claim.step_uuid)
+        for i in _complete_plain_successes(tx, [queued[i] for i in plain], self):
+            outcomes[plain[i]] = ResultOutcome.APPLIED
+        done = set(plain)
+        for i, q in enumerate(queued):
+            if i not in done and q.claim.task_uuid in self.locked:
+                outcomes[i] = submit_result(
+                    tx,
+                    q.templates,
+                    q.claim,
+                    q.document,
+                    q.now,
+                    jitter=q.jitter,
+                    correlation_id=q.correlation_id,
+                    step_template=q.step_template,
+                    group=self,
+                )
+        return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A result given to ``ResultGroup.submit``: ``submit_result``'s arguments."""
+
+    claim: Claim
+    document: JSONObject
+    now: datetime
+    templates: TemplateCache
+    jitter: bool
+    correlation_id: str | None
+    step_template: StepTemplate | None
+
+
+def _complete_plain_successes(
+    tx: Transaction, queued: Sequence[_Queued], group: ResultGroup
+) -> list[int]:
+    """``_complete_plain_success`` for several results of locked tasks: one fenced ``UPDATE``
+    for all the steps and one insert of all the audit rows. Returns the indexes (into
+    ``queued``) of the results stored; the others' claims were no longer current."""
+    if not queued:
+        return []
+    moved = tx.complete_fenced_steps(
+        [
+            FencedResult(
+                q.claim.step_uuid,
+                q.claim.token,
+                _result_changes(q.document)["results"],
+                q.now,
+                {"worker_uuid": q.claim.worker_id, "correlation_id": q.correlation_id},
+            )
+            for q in queued
+        ],
+        StepState.IN_PROGRESS,
+        (StepState.ENQUEUED_FOR_ORCHESTRATION, StepEvent.ENQUEUE_FOR_ORCHESTRATION.value),
+        StepState.COMPLETE,
+        StepEvent.COMPLETE.value,
+    )
+    stored = [i for i, q in enumerate(queued) if q.claim.step_uuid in moved]
+    tx.insert_result_audits(
+        [
+            _audit_row(
+                queued[i].claim,
+                moved[queued[i].claim.step_uuid],
+                queued[i].document,
+                queued[i].correlation_id,
+                queued[i].now,
+                success=True,
+            )
+            for i in stored
+        ]
+    )
+    for i in stored:
+        _advance(tx, group.locked[queued[i].claim.task_uuid], queued[i].now, group)
+    return stored
+
+
+def _is_plain_success(document: JSONObject, step_template: StepTemplate | None) -> bool:
+    """Whether a result is the success of a step that is neither a decision nor batchable
+    (stored and completed in one ``UPDATE``)."""
+    return (
+        bool(document.get("success"))
+        and step_template is not None
+        and step_template.type not in _OUTCOME_TYPES
+    )
 
 
 def _advance(tx: Transaction, task: LockedTask, now: datetime, group: ResultGroup | None) -> None:
@@ -262,18 +389,35 @@ def _audit(
     *,
     success: bool,
 ) -> None:
-    metadata = document.get("metadata") or {}
     tx.insert_result_audit(
-        step_uuid=claim.step_uuid,
-        transition_uuid=transition_uuid,
-        task_uuid=claim.task_uuid,
-        worker_uuid=claim.worker_id,
-        correlation_id=correlation_id,
-        success=success,
-        execution_time_ms=metadata.get("execution_time_ms") if isinstance(metadata, dict) else None,
-        attempt=claim.attempts_before + 1,
-        now=now,
+        **_audit_row(claim, transition_uuid, document, correlation_id, now, success=success)
     )
+
+
+def _audit_row(
+    claim: Claim,
+    transition_uuid: str,
+    document: JSONObject,
+    correlation_id: str | None,
+    now: datetime,
+    *,
+    success: bool,
+) -> dict[str, Any]:
+    """The result audit row of a stored result (``insert_result_audit``'s arguments)."""
+    metadata = document.get("metadata") or {}
+    return {
+        "step_uuid": claim.step_uuid,
+        "transition_uuid": transition_uuid,
+        "task_uuid": claim.task_uuid,
+        "worker_uuid": claim.worker_id,
+        "correlation_id": correlation_id,
+        "success": success,
+        "execution_time_ms": (
+            metadata.get("execution_time_ms") if isinstance(metadata, dict) else None
+        ),
+        "attempt": claim.attempts_before + 1,
+        "now": now,
+    }
 
 
 def _process_result(

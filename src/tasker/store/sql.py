@@ -21,6 +21,7 @@ from tasker.domain.states import SETTLED_TASK_STATES, StepEvent, StepState, Task
 
 __all__ = [
     "Dialect",
+    "FencedResult",
     "LockedTask",
     "NewStep",
     "SqlTransaction",
@@ -87,6 +88,17 @@ class NewStep:
     enqueue: bool  # ready at creation: inserted enqueued
 
 
+@dataclass(frozen=True, slots=True)
+class FencedResult:
+    """A run's result to store under its claim (``complete_fenced_steps``)."""
+
+    step_uuid: str
+    claim_token: str
+    results: JSONObject
+    now: datetime
+    via_metadata: JSONObject | None = None  # the caller's keys of the ``via`` transition
+
+
 @dataclass(slots=True)
 class StoreStats:
     """Statements and commits issued, to measure what one step costs."""
@@ -113,6 +125,10 @@ class Dialect(Protocol):
     def ts_value(self, value: Any) -> datetime | None: ...
 
     def bool_param(self, value: bool) -> Any: ...
+
+    def array_param(self, values: Sequence[str]) -> Any:
+        """A list of keys (SQLite: JSON text for ``json_each``; PostgreSQL: a text array)."""
+        ...
 
 
 # The last ``now`` whose ISO text a transition's metadata used: a transaction writes several
@@ -349,6 +365,32 @@ class SqlTransaction:
         row = self._one("get_task", {"task_uuid": task_uuid})
         return None if row is None else self._task_record(row)
 
+    def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
+        """The rows of several tasks in one statement (absent ones are left out)."""
+        wanted = list(task_uuids)
+        if len(wanted) < 2:  # the one-row statement: cheaper than taking a list apart
+            found = [self.get_task(task_uuid) for task_uuid in wanted]
+            return {task.task_uuid: task for task in found if task is not None}
+        rows = self._all("get_tasks", {"task_uuids": self._d.array_param(wanted)})
+        return {str(r["task_uuid"]): self._task_record(r) for r in rows}
+
+    def lock_tasks(self, task_uuids: Iterable[str]) -> dict[str, LockedTask]:
+        """``lock_task`` for several tasks in one statement, locked in ``task_uuid`` order (the
+        order every transaction locks tasks in); absent tasks are left out."""
+        wanted = sorted(task_uuids)
+        if len(wanted) < 2:  # the one-row statement: cheaper than taking a list apart
+            locked = [self.lock_task(task_uuid) for task_uuid in wanted]
+            return {task.task_uuid: task for task in locked if task is not None}
+        return {
+            str(r["task_uuid"]): LockedTask(
+                str(r["task_uuid"]),
+                TaskState(r["state"]),
+                r["namespace"],
+                str(r["named_task_uuid"]),
+            )
+            for r in self._all("lock_tasks", {"task_uuids": self._d.array_param(wanted)})
+        }
+
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         """The task's state, with the task row locked until the transaction ends."""
         row = self._one("lock_task", {"task_uuid": task_uuid})
@@ -386,6 +428,48 @@ class SqlTransaction:
         params = self._task_path_params(task_uuid, from_state, path, now)
         found = self._run("bump_task", params).fetchall()
         return self._task_moved(task_uuid, path[-1][0], bool(found))
+
+    def transition_task_paths(
+        self,
+        paths: Sequence[tuple[str, TaskState, Sequence[tuple[TaskState, str, JSONObject | None]]]],
+        now: datetime,
+    ) -> bool:
+        """``transition_task_path`` of several tasks (``(task, from_state, path)``) in one
+        ``UPDATE``.
+
+        Returns:
+            Whether every task moved (each that did is moved, whatever the others did).
+        """
+        if len(paths) == 1:
+            return self.transition_task_path(*paths[0], now)
+        if not paths:
+            return True
+        rows = self._task_paths_rows(paths, now)
+        params = {
+            "paths": self._json(rows),
+            "keys": self._d.array_param([task_uuid for task_uuid, _, _ in paths]),
+            "now": self._ts(now),
+            "processor_uuid": self.processor_uuid,
+        }
+        moved = {str(r["task_uuid"]) for r in self._all("bump_tasks", params)}
+        for task_uuid, _, path in paths:
+            self._task_moved(task_uuid, path[-1][0], task_uuid in moved)
+        return len(moved) == len(paths)
+
+    def _task_paths_rows(
+        self,
+        paths: Sequence[tuple[str, TaskState, Sequence[tuple[TaskState, str, JSONObject | None]]]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``bump_tasks``: ``bump_task``'s parameters of each task."""
+        keys = ("task_uuid", "from_state", "to_state", "event", "metadata", "transition_uuid")
+        rows = []
+        for task_uuid, from_state, path in paths:
+            params = self._task_path_params(task_uuid, from_state, path, now)
+            row = {key: params[key] for key in keys}
+            row["steps"], row["path"] = params["steps"], params["path"]
+            rows.append(row)
+        return rows
 
     def _task_path_params(
         self,
@@ -625,6 +709,108 @@ class SqlTransaction:
                 counts[StepState(r["state"])] = int(r["n"])
         return ready, counts
 
+    def step_overviews(
+        self, task_uuids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]]:
+        """``step_overview`` of several tasks in one statement, keyed by task."""
+        if len(task_uuids) == 1:
+            return {task_uuids[0]: self.step_overview(task_uuids[0], now)}
+        found: dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]] = {
+            task_uuid: ([], {}) for task_uuid in task_uuids
+        }
+        if not task_uuids:
+            return found
+        params = {"task_uuids": self._d.array_param(list(task_uuids)), "now": self._ts(now)}
+        for r in self._all("step_overviews", params):
+            ready, counts = found[str(r["task_uuid"])]
+            if r["kind"] == "ready":
+                ready.append((str(r["workflow_step_uuid"]), StepState(r["state"])))
+            else:
+                counts[StepState(r["state"])] = int(r["n"])
+        return found
+
+    def enqueue_steps(
+        self,
+        steps: Sequence[tuple[str, StepState]],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        *,
+        through: Mapping[StepState, tuple[StepState, str]] | None = None,
+    ) -> set[str]:
+        """Compare-and-set each ``(step, state)`` to ``to_state`` in one ``UPDATE``, setting
+        ``enqueued_at``; a trigger appends each step's transition row. A step in a state that
+        ``through`` maps to ``(state, event)`` passes through that state first (two rows, as
+        two ``transition_step`` calls would write).
+
+        Returns:
+            The steps that moved; one that was no longer in its state is absent.
+        """
+        if len(steps) < 2:  # the one-row statement: cheaper than taking a list apart
+            enqueued: set[str] = set()
+            for step_uuid, state in steps:
+                via = (through or {}).get(state)
+                moved = self.transition_step(
+                    step_uuid,
+                    "",
+                    state,
+                    to_state,
+                    event,
+                    now,
+                    changes={"enqueued_at": now},
+                    via=None if via is None else (*via, None),
+                )
+                if moved is not None:
+                    enqueued.add(step_uuid)
+            return enqueued
+        metadata = _transition_metadata(event, now, None)
+        moves = []
+        for step_uuid, state in steps:
+            transition_uuid = new_uuid()
+            via = (through or {}).get(state)
+            path: Any = None
+            if via is not None:
+                via_state, via_event = via
+                path = self._d.json_param(
+                    [
+                        {
+                            "uuid": new_uuid(),
+                            "from": state.value,
+                            "to": via_state.value,
+                            "event": via_event,
+                            "metadata": _transition_metadata(via_event, now, None),
+                        },
+                        {
+                            "uuid": transition_uuid,
+                            "from": via_state.value,
+                            "to": to_state.value,
+                            "event": event,
+                            "metadata": metadata,
+                        },
+                    ]
+                )
+            moves.append(
+                {
+                    "step_uuid": step_uuid,
+                    "from_state": state.value,
+                    "steps": 1 if path is None else 2,
+                    "path": path,
+                    "transition_uuid": transition_uuid,
+                }
+            )
+        rows = self._all(
+            "enqueue_steps",
+            {
+                "moves": self._json(moves),
+                "keys": self._d.array_param([step_uuid for step_uuid, _ in steps]),
+                "to_state": to_state.value,
+                "event": event,
+                "metadata": self._json(metadata),
+                "now": self._ts(now),
+            },
+        )
+        return {str(r["workflow_step_uuid"]) for r in rows}
+
     def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
         rows = self._all("step_state_counts", {"task_uuid": task_uuid})
         return {StepState(r["state"]): int(r["n"]) for r in rows}
@@ -789,6 +975,123 @@ class SqlTransaction:
             },
         )
 
+    def insert_result_audits(self, audits: Sequence[Mapping[str, Any]]) -> None:
+        """``insert_result_audit`` for several results in one statement; each mapping holds
+        that method's keyword arguments."""
+        if len(audits) < 2:  # the one-row statement: cheaper than taking a list apart
+            for audit in audits:
+                self.insert_result_audit(**audit)
+            return
+        rows = [
+            {
+                "uuid": new_uuid(),
+                "workflow_step_uuid": a["step_uuid"],
+                "transition_uuid": a["transition_uuid"],
+                "task_uuid": a["task_uuid"],
+                "now": self._ts_text(a["now"]),
+                "worker_uuid": a["worker_uuid"],
+                "correlation_id": a["correlation_id"],
+                "success": bool(a["success"]),
+                "execution_time_ms": a["execution_time_ms"],
+                "attempt": a["attempt"],
+            }
+            for a in audits
+        ]
+        self._run("insert_result_audits", {"audits": self._json(rows)})
+
+    def complete_fenced_steps(
+        self,
+        results: Sequence[FencedResult],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+    ) -> dict[str, str]:
+        """``transition_step`` with ``via`` for several claimed steps in one ``UPDATE``: store
+        each step's result, end its claim, mark it processed and move it ``from_state -> via
+        -> to_state`` (two transition rows each), each only under its own claim token.
+
+        Returns:
+            The transition uuid of the ``via`` row of every step that moved; a step whose claim
+            was superseded (or that was not in ``from_state``) is absent, nothing written for it.
+        """
+        via_state, via_event = via
+        if len(results) < 2:  # the one-row statement: cheaper than taking a list apart
+            moved_one: dict[str, str] = {}
+            for r in results:
+                moved = self.transition_step(
+                    r.step_uuid,
+                    "",
+                    from_state,
+                    to_state,
+                    event,
+                    r.now,
+                    changes={
+                        "in_process": False,
+                        "results": r.results,
+                        "claim_token": None,
+                        "lease_expires_at": None,
+                        "processed": True,
+                        "processed_at": r.now,
+                    },
+                    claim_token=r.claim_token,
+                    via=(via_state, via_event, r.via_metadata),
+                )
+                if moved is not None and moved.via_transition_uuid is not None:
+                    moved_one[r.step_uuid] = moved.via_transition_uuid
+            return moved_one
+        rows = []
+        moved_via: dict[str, str] = {}
+        for r in results:
+            via_uuid, transition_uuid = new_uuid(), new_uuid()
+            moved_via[r.step_uuid] = via_uuid
+            last_metadata = _transition_metadata(event, r.now, None)
+            path = [
+                {
+                    "uuid": via_uuid,
+                    "from": from_state.value,
+                    "to": via_state.value,
+                    "event": via_event,
+                    "metadata": _transition_metadata(via_event, r.now, r.via_metadata),
+                },
+                {
+                    "uuid": transition_uuid,
+                    "from": via_state.value,
+                    "to": to_state.value,
+                    "event": event,
+                    "metadata": last_metadata,
+                },
+            ]
+            rows.append(
+                {
+                    "step_uuid": r.step_uuid,
+                    "from_state": from_state.value,
+                    "claim_token": r.claim_token,
+                    "results": self._d.json_param(r.results),
+                    "now": self._ts_text(r.now),
+                    "path": self._d.json_param(path),
+                    "metadata": self._d.json_param(last_metadata),
+                    "transition_uuid": transition_uuid,
+                }
+            )
+        found = self._all(
+            "complete_fenced_steps",
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
+        )
+        return {
+            str(r["workflow_step_uuid"]): moved_via[str(r["workflow_step_uuid"])] for r in found
+        }
+
+    def _ts_text(self, value: datetime) -> str:
+        """A timestamp as text inside a JSON parameter, as the backend reads timestamps."""
+        param = self._d.ts_param(value)
+        return param if isinstance(param, str) else value.isoformat()
+
     def claim_candidates(
         self, namespaces: Sequence[str] | None, limit: int
     ) -> list[tuple[str, str, int]]:
@@ -801,9 +1104,96 @@ class SqlTransaction:
             (str(r["workflow_step_uuid"]), str(r["task_uuid"]), int(r["attempts"])) for r in rows
         ]
 
+    def start_steps(
+        self,
+        tokens: Mapping[str, str],
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> dict[str, StepRecord]:
+        """Claim several enqueued steps in one ``UPDATE``: ``enqueued -> in_progress``,
+        ``attempts + 1``, each step under its own claim token (``tokens`` maps step to token),
+        each with its own transition row (a trigger appends it, as for ``transition_step``).
+
+        Returns:
+            The row of every step that moved, as the claim left it; a step that was no longer
+            ``enqueued`` is absent (nothing was written for it).
+        """
+        if len(tokens) < 2:  # the one-row statement: cheaper than taking a list apart
+            return self._start_step(tokens, event, now, worker_id, lease_expires_at, metadata)
+        claims = [
+            {
+                "step_uuid": step_uuid,
+                "from_state": StepState.ENQUEUED.value,
+                "claim_token": token,
+                "transition_uuid": new_uuid(),
+            }
+            for step_uuid, token in tokens.items()
+        ]
+        rows = self._all(
+            "start_steps",
+            {
+                "claims": self._json(claims),
+                "keys": self._d.array_param(list(tokens)),
+                "now": self._ts(now),
+                "event": event,
+                "metadata": self._json(_transition_metadata(event, now, metadata)),
+                "worker_id": worker_id,
+                "lease_expires_at": self._ts(lease_expires_at),
+            },
+        )
+        return {str(r["workflow_step_uuid"]): self._step_record(r) for r in rows}
+
+    def _start_step(
+        self,
+        tokens: Mapping[str, str],
+        event: str,
+        now: datetime,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None,
+    ) -> dict[str, StepRecord]:
+        """``start_steps`` of at most one step, by ``transition_step``."""
+        started: dict[str, StepRecord] = {}
+        for step_uuid, token in tokens.items():
+            moved = self.transition_step(
+                step_uuid,
+                "",
+                StepState.ENQUEUED,
+                StepState.IN_PROGRESS,
+                event,
+                now,
+                changes={
+                    "in_process": True,
+                    "attempts_delta": 1,
+                    "last_attempted_at": now,
+                    "claim_token": token,
+                    "claimed_by": worker_id,
+                    "lease_expires_at": lease_expires_at,
+                },
+                metadata=metadata,
+                full_row=True,
+            )
+            if moved is not None and moved.record is not None:
+                started[step_uuid] = moved.record
+        return started
+
     def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
         rows = self._all("ancestor_results", {"workflow_step_uuid": step_uuid})
         return {str(r["name"]): self._d.json_value(r["results"]) for r in rows}
+
+    def ancestor_results_of(self, step_uuids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
+        """``ancestor_results`` of several steps in one statement, keyed by step."""
+        if len(step_uuids) < 2:  # the one-row statement: cheaper than taking a list apart
+            return {step_uuid: self.ancestor_results(step_uuid) for step_uuid in step_uuids}
+        found: dict[str, dict[str, JSONObject]] = {step_uuid: {} for step_uuid in step_uuids}
+        params = {"step_uuids": self._d.array_param(list(step_uuids))}
+        for r in self._all("ancestor_results_of", params):
+            found[str(r["root"])][str(r["name"])] = self._d.json_value(r["results"])
+        return found
 
     def heartbeat(self, step_uuid: str, claim_token: str, lease_expires_at: datetime) -> bool:
         cur = self._run(

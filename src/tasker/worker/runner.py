@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -35,7 +35,6 @@ from tasker.orchestration.steps import (
     claim_step_rows,
     heartbeat,
     save_checkpoint,
-    submit_result,
 )
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Store, Transaction
@@ -50,7 +49,7 @@ from tasker.worker.handlers import HandlerRegistry
 from tasker.worker.resolvers import HandlerDefinition
 from tasker.worker.results import StepHandlerResult
 
-__all__ = ["WorkerPool", "build_task_sequence_step"]
+__all__ = ["WorkerPool", "build_task_sequence_step", "build_task_sequence_steps"]
 
 log = logging.getLogger("tasker.worker")
 
@@ -114,11 +113,13 @@ def build_task_sequence_step(
     *,
     task: TaskRecord | None = None,
     step: StepRecord | None = None,
+    dependency_results: dict[str, JSONObject] | None = None,
 ) -> tuple[JSONObject, StepTemplate]:
     """Everything a handler may read about its step (python-api.md §2.4).
 
-    ``task`` and ``step`` are the rows when the caller has them (the step as its claim left
-    it; the task's fields read here never change); else they are read.
+    ``task``, ``step`` and ``dependency_results`` (the ancestors' results) are passed when the
+    caller has them (the step as its claim left it; the task's fields read here never
+    change); else they are read.
     """
     if task is None:
         task = tx.get_task(claim.task_uuid)
@@ -169,10 +170,42 @@ def build_task_sequence_step(
             "created_at": _iso(step.created_at),
             "updated_at": _iso(step.updated_at),
         },
-        "dependency_results": tx.ancestor_results(claim.step_uuid),
+        "dependency_results": (
+            tx.ancestor_results(claim.step_uuid)
+            if dependency_results is None
+            else dependency_results
+        ),
         "step_definition": step_definition(step_template),
     }
     return tss, step_template
+
+
+def build_task_sequence_steps(
+    tx: Transaction,
+    templates: TemplateCache,
+    claims: Sequence[tuple[Claim, StepRecord]],
+    tasks: Mapping[str, TaskRecord],
+) -> list[tuple[JSONObject, StepTemplate]]:
+    """``build_task_sequence_step`` for several claims (with their rows, as
+    ``claim_step_rows`` returns them): the ancestors' results of all of them in one read.
+
+    ``tasks`` holds the claimed steps' task rows that the caller has; the others are read
+    in one statement.
+    """
+    missing = {claim.task_uuid for claim, _ in claims} - tasks.keys()
+    read = tx.get_tasks(sorted(missing)) if missing else {}
+    ancestors = tx.ancestor_results_of([claim.step_uuid for claim, _ in claims])
+    return [
+        build_task_sequence_step(
+            tx,
+            templates,
+            claim,
+            task=tasks.get(claim.task_uuid) or read.get(claim.task_uuid),
+            step=step,
+            dependency_results=ancestors[claim.step_uuid],
+        )
+        for claim, step in claims
+    ]
 
 
 _TASK_CACHE_SIZE = 1024
@@ -396,27 +429,30 @@ class WorkerPool:
             lease_timeout_s=self.settings.lease_timeout_s,
             now=_now(),
         )
-        jobs = []
-        for claim, step in claims:
-            tss, step_template = build_task_sequence_step(
-                tx, self.templates, claim, task=self._task(tx, claim.task_uuid), step=step
-            )
-            jobs.append(_Job(claim, tss, step_template))
-        return jobs
+        if not claims:
+            return []
+        tasks = self._tasks_of(tx, {claim.task_uuid for claim, _ in claims})
+        built = build_task_sequence_steps(tx, self.templates, claims, tasks)
+        return [
+            _Job(claim, tss, step_template)
+            for (claim, _), (tss, step_template) in zip(claims, built, strict=True)
+        ]
 
-    def _task(self, tx: Transaction, task_uuid: str) -> TaskRecord | None:
-        """The task's row, from the cache of recently claimed tasks or read in ``tx``."""
+    def _tasks_of(self, tx: Transaction, task_uuids: set[str]) -> dict[str, TaskRecord]:
+        """The tasks' rows: from the cache of recently claimed tasks, the others read in
+        ``tx`` in one statement (and cached)."""
         with self._tasks_lock:
-            task = self._tasks.get(task_uuid)
-        if task is not None:
-            return task
-        task = tx.get_task(task_uuid)
-        if task is not None:
+            found = {u: self._tasks[u] for u in task_uuids if u in self._tasks}
+        missing = task_uuids - found.keys()
+        if missing:
+            read = tx.get_tasks(sorted(missing))
+            found.update(read)
             with self._tasks_lock:
-                if len(self._tasks) >= _TASK_CACHE_SIZE:
-                    del self._tasks[next(iter(self._tasks))]
-                self._tasks[task_uuid] = task
-        return task
+                for task_uuid, task in read.items():
+                    if len(self._tasks) >= _TASK_CACHE_SIZE:
+                        del self._tasks[next(iter(self._tasks))]
+                    self._tasks[task_uuid] = task
+        return found
 
     def _run_batch(self, batch: _Batch, loop: asyncio.AbstractEventLoop) -> bool:
         """Run the thread's claimed steps one after another and record their results in one
@@ -624,9 +660,8 @@ class WorkerPool:
             with self.store.transaction() as tx:
                 settled = tx.settled_tasks
                 results = ResultGroup()
-                outcomes = [
-                    submit_result(
-                        tx,
+                for result in ordered:
+                    results.submit(
                         self.templates,
                         result.claim,
                         result.document,
@@ -634,11 +669,8 @@ class WorkerPool:
                         jitter=self.settings.jitter,
                         correlation_id=result.correlation_id,
                         step_template=result.step,
-                        group=results,
                     )
-                    for result in ordered
-                ]
-                results.finish(tx, _now())
+                outcomes = results.finish(tx, _now())
                 jobs = self._claim_jobs(tx, wanted) if wanted else []
             return outcomes, jobs
 

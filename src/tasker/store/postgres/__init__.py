@@ -73,7 +73,9 @@ _DEFERRABLE_QUERIES = (
     "insert_edge",
     "insert_edges",
     "insert_result_audit",
+    "insert_result_audits",
     "bump_held_task",
+    "bump_held_tasks",
 )
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
@@ -124,6 +126,9 @@ class PostgresDialect:
 
     def bool_param(self, value: bool) -> Any:
         return value
+
+    def array_param(self, values: Sequence[str]) -> Any:
+        return list(values)  # a text[]: the planner sees how many keys there are
 
 
 class _Connection:
@@ -229,6 +234,11 @@ class _PostgresTransaction(SqlTransaction):
             self._locked_tasks.add(task_uuid)
         return locked
 
+    def lock_tasks(self, task_uuids: Iterable[str]) -> dict[str, LockedTask]:
+        locked = super().lock_tasks(task_uuids)
+        self._locked_tasks.update(locked)
+        return locked
+
     def transition_task_path(
         self,
         task_uuid: str,
@@ -240,6 +250,25 @@ class _PostgresTransaction(SqlTransaction):
             return super().transition_task_path(task_uuid, from_state, path, now)
         self._run("bump_held_task", self._task_path_params(task_uuid, from_state, path, now))
         return self._task_moved(task_uuid, path[-1][0], True)
+
+    def transition_task_paths(
+        self,
+        paths: Sequence[tuple[str, TaskState, Sequence[tuple[TaskState, str, JSONObject | None]]]],
+        now: datetime,
+    ) -> bool:
+        if len(paths) < 2 or any(task_uuid not in self._locked_tasks for task_uuid, _, _ in paths):
+            return super().transition_task_paths(paths, now)
+        params = {
+            "paths": self._json(self._task_paths_rows(paths, now)),
+            "keys": [task_uuid for task_uuid, _, _ in paths],
+            "now": self._ts(now),
+            "processor_uuid": self.processor_uuid,
+            "expected": len(paths),
+        }
+        self._run("bump_held_tasks", params)
+        for task_uuid, _, path in paths:
+            self._task_moved(task_uuid, path[-1][0], True)
+        return True
 
 
 class _RecentFirstPool(ConnectionPool[_Conn]):

@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +80,9 @@ class SqliteDialect:
 
     def bool_param(self, value: bool) -> Any:
         return 1 if value else 0
+
+    def array_param(self, values: Sequence[str]) -> Any:
+        return _JSON_ENCODER.encode(list(values))
 
 
 class SqliteStore:

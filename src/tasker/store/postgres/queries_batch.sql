@@ -1,0 +1,153 @@
+-- Named queries over several rows at once, for a worker's group of claims and results: one
+-- statement for K rows instead of K. Each takes its rows as one JSON parameter (an array of
+-- objects read with jsonb_to_recordset; JSON-typed values inside it travel as JSON text), and
+-- their keys again as a text array (:keys): "= ANY (:keys)" lets the planner look the rows up by
+-- primary key and estimate how few they are, even without statistics (see ancestor_results_of).
+-- The SQLite store has a file with the same names.
+
+-- name: start_steps
+-- Claim the steps of :claims ([{step_uuid, from_state, claim_token, transition_uuid}]), each under
+-- its own token: enqueued -> in_progress, attempts + 1; a trigger appends each one's transition
+-- row. The state is compared with from_state ('enqueued'), not a literal: a literal lets the
+-- planner pick the partial queue index and scan every enqueued step.
+UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
+    last_path = NULL, updated_at = :now, last_event = :event, last_metadata = :metadata::jsonb,
+    last_transition_uuid = c.transition_uuid, in_process = true, attempts = s.attempts + 1,
+    last_attempted_at = :now, claim_token = c.claim_token, claimed_by = :worker_id,
+    lease_expires_at = :lease_expires_at
+FROM jsonb_to_recordset(:claims::jsonb)
+     AS c(step_uuid text, from_state text, claim_token text, transition_uuid text)
+WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+  AND s.workflow_step_uuid = ANY (:keys::text[])
+RETURNING s.*;
+
+-- name: ancestor_results_of
+-- ancestor_results of each step of :step_uuids (a text array), as (root, name, results) rows. The
+-- keys travel as an array, not JSON: the planner then estimates the few rows they match, where a
+-- set it cannot see into made it expect whole tables, and JIT-compile the query (100-200 ms).
+WITH RECURSIVE ancestors(root, uuid) AS (
+    SELECT e.to_step_uuid, e.from_step_uuid FROM workflow_step_edges e
+    WHERE e.to_step_uuid = ANY (:step_uuids::text[])
+    UNION
+    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
+    JOIN ancestors a ON e.to_step_uuid = a.uuid
+)
+SELECT a.root, s.name, s.results
+FROM workflow_steps s JOIN ancestors a ON a.uuid = s.workflow_step_uuid
+WHERE s.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+  AND s.processed AND s.results IS NOT NULL
+ORDER BY a.root, s.created_at, s.step_seq;
+
+-- name: get_tasks
+-- The task rows of :task_uuids (a JSON list).
+SELECT * FROM tasks
+WHERE task_uuid = ANY (:task_uuids::text[]);
+
+-- name: lock_tasks
+-- lock_task for the tasks of :task_uuids (a JSON list): rows are locked after the sort, so in
+-- task_uuid order, the order every transaction locks tasks in.
+SELECT task_uuid, state, namespace, named_task_uuid FROM tasks
+WHERE task_uuid = ANY (:task_uuids::text[])
+ORDER BY task_uuid
+FOR UPDATE;
+
+-- name: complete_fenced_steps
+-- Store each result of :results ([{step_uuid, from_state, claim_token, results, now, path,
+-- metadata, transition_uuid}]) and complete its step through the two transitions listed in its
+-- path, only under the row's own current claim; the steps that moved come back.
+UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + 2,
+    last_path = c.path::jsonb, updated_at = c.now, last_event = :event,
+    last_metadata = c.metadata::jsonb, last_transition_uuid = c.transition_uuid,
+    in_process = false, results = c.results::jsonb, claim_token = NULL, lease_expires_at = NULL,
+    processed = true, processed_at = c.now
+FROM jsonb_to_recordset(:results::jsonb)
+     AS c(step_uuid text, from_state text, claim_token text, results text, now timestamptz,
+          path text, metadata text, transition_uuid text)
+WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+  AND s.claim_token = c.claim_token
+  AND s.workflow_step_uuid = ANY (:keys::text[])
+RETURNING s.workflow_step_uuid;
+
+-- name: insert_result_audits
+-- insert_result_audit for every row of :audits (a JSON array of objects named as its parameters).
+INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+    workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id, success,
+    execution_time_ms, attempt)
+SELECT uuid, workflow_step_uuid, transition_uuid, task_uuid, now, worker_uuid, correlation_id,
+       success, execution_time_ms, attempt
+FROM jsonb_to_recordset(:audits::jsonb)
+     AS c(uuid text, workflow_step_uuid text, transition_uuid text, task_uuid text,
+          now timestamptz, worker_uuid text, correlation_id text, success boolean,
+          execution_time_ms double precision, attempt integer);
+
+-- name: enqueue_steps
+-- Compare-and-set each step of :moves ([{step_uuid, from_state, steps, path, transition_uuid}]) to
+-- :to_state, setting enqueued_at; steps > 1 passes through the transitions listed in its path.
+UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + c.steps,
+    last_path = c.path::jsonb, updated_at = :now, last_event = :event,
+    last_metadata = :metadata::jsonb, last_transition_uuid = c.transition_uuid, enqueued_at = :now
+FROM jsonb_to_recordset(:moves::jsonb)
+     AS c(step_uuid text, from_state text, steps integer, path text, transition_uuid text)
+WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+  AND s.workflow_step_uuid = ANY (:keys::text[])
+RETURNING s.workflow_step_uuid;
+
+-- name: bump_tasks
+-- bump_task for every task of :paths ([{task_uuid, from_state, to_state, event, metadata,
+-- transition_uuid, steps, path}]); the tasks that moved come back.
+UPDATE tasks t SET state = c.to_state, transition_count = t.transition_count + c.steps,
+    state_entered_at = :now, updated_at = :now,
+    last_event = c.event, last_metadata = c.metadata::jsonb,
+    last_transition_uuid = c.transition_uuid, last_processor_uuid = :processor_uuid,
+    last_path = c.path::jsonb,
+    complete = CASE WHEN c.to_state = 'complete' THEN true ELSE t.complete END,
+    completed_at = CASE WHEN c.to_state = 'complete' THEN :now ELSE t.completed_at END
+FROM jsonb_to_recordset(:paths::jsonb)
+     AS c(task_uuid text, from_state text, to_state text, event text, metadata text,
+          transition_uuid text, steps integer, path text)
+WHERE t.task_uuid = c.task_uuid AND t.state = c.from_state
+  AND t.task_uuid = ANY (:keys::text[])
+RETURNING t.task_uuid;
+
+-- name: bump_held_tasks
+-- bump_tasks for tasks whose rows this transaction locked (see bump_held_task): the store does not
+-- wait for the result; a task found in another state (a bug) fails the statement.
+WITH moved AS (
+    UPDATE tasks t SET state = c.to_state, transition_count = t.transition_count + c.steps,
+        state_entered_at = :now, updated_at = :now,
+        last_event = c.event, last_metadata = c.metadata::jsonb,
+        last_transition_uuid = c.transition_uuid, last_processor_uuid = :processor_uuid,
+        last_path = c.path::jsonb,
+        complete = CASE WHEN c.to_state = 'complete' THEN true ELSE t.complete END,
+        completed_at = CASE WHEN c.to_state = 'complete' THEN :now ELSE t.completed_at END
+    FROM jsonb_to_recordset(:paths::jsonb)
+         AS c(task_uuid text, from_state text, to_state text, event text, metadata text,
+              transition_uuid text, steps integer, path text)
+    WHERE t.task_uuid = c.task_uuid AND t.state = c.from_state
+      AND t.task_uuid = ANY (:keys::text[])
+    RETURNING 1
+)
+SELECT tasker_fail('of ' || :expected || ' tasks, only ' || (SELECT COUNT(*) FROM moved)
+                   || ' were in the states this transaction''s own locks held them in')
+WHERE (SELECT COUNT(*) FROM moved) <> :expected;
+
+-- name: step_overviews
+-- step_overview of every task of :task_uuids (a JSON list), each row naming its task.
+SELECT 'ready' AS kind, s.task_uuid, s.workflow_step_uuid, s.state, 1 AS n, s.created_at,
+       s.step_seq AS seq
+FROM workflow_steps s
+WHERE s.task_uuid = ANY (:task_uuids::text[])
+  AND s.state IN ('pending', 'waiting_for_retry')
+  AND NOT s.processed AND NOT s.in_process
+  AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'))
+UNION ALL
+SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
+WHERE task_uuid = ANY (:task_uuids::text[])
+GROUP BY task_uuid, state
+ORDER BY kind DESC, created_at, seq;
