@@ -250,6 +250,9 @@ class _Batch:
 
     queued: deque[_Job] = field(default_factory=deque)
     done: list[_Result] = field(default_factory=list)
+    # The work sequence read before the last transaction whose claim came back short: the
+    # queue was empty then, so the thread waits for news after it instead of claiming again.
+    drained_at: int | None = None
 
 
 @dataclass
@@ -368,7 +371,8 @@ class WorkerPool:
         try:
             while not self._stopping.is_set():
                 if not batch.queued:
-                    claimed = self._wait_for_jobs()
+                    claimed = self._wait_for_jobs(batch.drained_at)
+                    batch.drained_at = None
                     with self._runs_lock:
                         batch.queued.extend(claimed)
                     continue
@@ -377,14 +381,19 @@ class WorkerPool:
         finally:
             loop.close()
 
-    def _wait_for_jobs(self) -> list[_Job]:
+    def _wait_for_jobs(self, drained_at: int | None = None) -> list[_Job]:
         """Claim a step, waiting for one while there is none; ``[]`` once stopping.
 
         The thread counts as idle from the moment it has nothing to run until its claim
-        commits, so a busy thread never claims a batch that this one could share."""
+        commits, so a busy thread never claims a batch that this one could share. With
+        ``drained_at`` (the queue was found empty by a transaction that started after that
+        work sequence number) it first waits for work announced since, instead of claiming at
+        once from a queue just seen empty."""
         with self._runs_lock:
             self._idle += 1
         try:
+            if drained_at is not None:
+                self.store.wait_for_work(drained_at, self.settings.poll_interval_s)
             while not self._stopping.is_set():
                 seen = self.store.work_sequence()
                 try:
@@ -497,7 +506,10 @@ class WorkerPool:
             results, batch.done = batch.done, []
         if not results and not claim_count:
             return
+        seen = self.store.work_sequence()
         jobs = self._submit(results, claim_count)
+        if len(jobs) < claim_count:
+            batch.drained_at = seen
         if jobs:
             with self._runs_lock:
                 batch.queued.extend(jobs)
