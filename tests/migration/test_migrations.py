@@ -84,6 +84,9 @@ def test_sqlite_migrations_build_exactly_schema_sql(tmp_path: Path) -> None:
     from_migrations, from_schema = sqlite_schema(migrated), sqlite_schema(direct)
 
     assert {name for kind, name, _, _ in from_schema if kind == "table"} == TABLES
+    assert {name for kind, name, _, _ in from_schema if kind == "view"} == {
+        "workflow_steps_eligible"
+    }
     assert from_migrations == from_schema
 
 
@@ -107,7 +110,11 @@ def pg_schema(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
         " row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position), data_type,"
         " is_nullable, column_default, is_identity, identity_generation"
         " FROM information_schema.columns"
-        " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+        " WHERE table_schema = 'public' AND table_name IN (SELECT table_name"
+        " FROM information_schema.tables WHERE table_schema = 'public'"
+        " AND table_type = 'BASE TABLE') ORDER BY table_name, ordinal_position",
+        "views": "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public'"
+        " ORDER BY viewname",
         "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes"
         " WHERE schemaname = 'public' ORDER BY tablename, indexname",
         "constraints": "SELECT conrelid::regclass::text, conname, contype,"
@@ -137,6 +144,7 @@ def test_postgres_migrations_build_exactly_schema_sql(
         from_migrations, from_schema = pg_schema(migrated), pg_schema(direct)
 
     assert {row[0] for row in from_schema["columns"]} == TABLES
+    assert [row[0] for row in from_schema["views"]] == ["workflow_steps_eligible"]
     assert {row[2] for row in from_schema["constraints"]} == {"p", "u", "f", "c"}
     assert from_migrations == from_schema
 

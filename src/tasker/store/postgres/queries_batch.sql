@@ -133,19 +133,10 @@ WHERE (SELECT COUNT(*) FROM moved) <> :expected;
 
 -- name: step_overviews
 -- step_overview of every task of :task_uuids (a JSON list), each row naming its task.
-SELECT 'ready' AS kind, s.task_uuid, s.workflow_step_uuid, s.state, 1 AS n, s.created_at,
-       s.step_seq AS seq
-FROM workflow_steps s
+SELECT 'ready' AS kind, s.task_uuid, s.workflow_step_uuid, s.state, 1 AS n, s.created_at, s.seq
+FROM workflow_steps_eligible s
 WHERE s.task_uuid = ANY (:task_uuids::text[])
-  AND s.state IN ('pending', 'waiting_for_retry')
-  AND NOT s.processed AND NOT s.in_process
-  AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
   AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
-  AND NOT EXISTS (
-      SELECT 1 FROM workflow_step_edges e
-      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-      WHERE e.to_step_uuid = s.workflow_step_uuid
-        AND p.state NOT IN ('complete', 'resolved_manually'))
 UNION ALL
 SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
 WHERE task_uuid = ANY (:task_uuids::text[])

@@ -110,18 +110,9 @@ WHERE e.task_uuid = :task_uuid;
 -- name: step_overview
 -- A task's ready steps (execution.md §5, oldest first) and its step counts by state, in one query:
 -- 'ready' rows first, then one 'count' row per state.
-SELECT 'ready' AS kind, s.workflow_step_uuid, s.state, 1 AS n, s.created_at, s.rowid AS seq
-FROM workflow_steps s
-WHERE s.task_uuid = :task_uuid
-  AND s.state IN ('pending', 'waiting_for_retry')
-  AND s.processed = 0 AND s.in_process = 0
-  AND (s.attempts = 0 OR (s.retryable = 1 AND s.attempts < s.max_attempts))
-  AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
-  AND NOT EXISTS (
-      SELECT 1 FROM workflow_step_edges e
-      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-      WHERE e.to_step_uuid = s.workflow_step_uuid
-        AND p.state NOT IN ('complete', 'resolved_manually'))
+SELECT 'ready' AS kind, s.workflow_step_uuid, s.state, 1 AS n, s.created_at, s.seq
+FROM workflow_steps_eligible s
+WHERE s.task_uuid = :task_uuid AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
 UNION ALL
 SELECT 'count', NULL, state, COUNT(*), NULL, NULL FROM workflow_steps WHERE task_uuid = :task_uuid
 GROUP BY state

@@ -165,16 +165,10 @@ FROM page p LEFT JOIN (
            COUNT(*) FILTER (WHERE s.state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
                                               'enqueued_as_error_for_orchestration')) AS pipeline_steps,
            COUNT(*) FILTER (WHERE s.state = 'waiting_for_retry') AS retrying_steps,
-           COUNT(*) FILTER (WHERE s.state IN ('pending', 'waiting_for_retry')
-               AND s.processed = 0 AND s.in_process = 0
-               AND (s.attempts = 0 OR (s.retryable = 1 AND s.attempts < s.max_attempts))
-               AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)
-               AND NOT EXISTS (
-                   SELECT 1 FROM workflow_step_edges e
-                   JOIN workflow_steps parent ON parent.workflow_step_uuid = e.from_step_uuid
-                   WHERE e.to_step_uuid = s.workflow_step_uuid
-                     AND parent.state NOT IN ('complete', 'resolved_manually'))) AS ready_steps
+           COUNT(r.workflow_step_uuid) FILTER (
+               WHERE r.next_retry_at IS NULL OR r.next_retry_at <= :now) AS ready_steps
     FROM workflow_steps s
+    LEFT JOIN workflow_steps_eligible r ON r.workflow_step_uuid = s.workflow_step_uuid
     WHERE s.task_uuid IN (SELECT task_uuid FROM page)
     GROUP BY s.task_uuid
 ) c ON c.task_uuid = p.task_uuid

@@ -268,3 +268,16 @@ BEGIN
            json_extract(p.value, '$.metadata'), NEW.updated_at, NEW.updated_at
     FROM json_each(NEW.last_path) p;
 END;
+
+-- The readiness rule of execution.md §5 (migration 0010): eligible = ready once the retry time has come.
+CREATE VIEW workflow_steps_eligible AS
+SELECT s.rowid AS seq, s.workflow_step_uuid, s.task_uuid, s.state, s.created_at, s.next_retry_at
+FROM workflow_steps s
+WHERE s.state IN ('pending', 'waiting_for_retry')
+  AND s.processed = 0 AND s.in_process = 0
+  AND (s.attempts = 0 OR (s.retryable = 1 AND s.attempts < s.max_attempts))
+  AND NOT EXISTS (
+      SELECT 1 FROM workflow_step_edges e
+      JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+        AND p.state NOT IN ('complete', 'resolved_manually'));
