@@ -4,7 +4,6 @@ already started and its root steps already enqueued (docs/decisions/0011)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from tasker.domain.model import TaskRequest
 from tasker.errors import DuplicateTask
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.templates import TemplateCache
-from tasker.store import Store, open_store
+from tasker.store import Store
 from tasker.templates import load_template_text
 
 NOW = datetime(2026, 1, 6, 12, 0, 0, tzinfo=UTC)
@@ -35,15 +34,6 @@ namespace_name: make
 version: "1.0.0"
 steps: []
 """
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ exact: how many commits, which steps moved, what each waiting thread gets back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.templates import TemplateCache
-from tasker.store import Store, open_store
+from tasker.store import Store
 from tasker.templates import load_template_text
 from tasker.worker.handlers import HandlerRegistry
 from tasker.worker.runner import PoolSettings, WorkerPool, _Job, _now, _Result, _Submission
@@ -41,15 +40,6 @@ steps:
 """
 
 _SERIAL = itertools.count()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

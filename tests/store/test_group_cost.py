@@ -9,7 +9,6 @@ audit trail that claiming and recording the same steps one at a time leaves. The
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +21,7 @@ from tasker.domain.states import StepState, TaskState
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.steps import ResultGroup, ResultOutcome
 from tasker.orchestration.templates import TemplateCache
-from tasker.store import Store, open_store
+from tasker.store import Store
 from tasker.templates import load_template_text
 from tasker.worker.handlers import HandlerRegistry
 from tasker.worker.runner import PoolSettings, WorkerPool, _Job, _now, _Result, _Submission
@@ -37,15 +36,6 @@ steps:
   - {name: c, dependencies: [b], handler: {callable: sets.step}}
 """
 STAGES = 3  # a, b, c: every claim group and result group of a task's life
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

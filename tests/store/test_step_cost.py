@@ -8,17 +8,14 @@ exact: no idle claims, no maintenance loop. The bounds leave some room over toda
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-
-import pytest
 
 from tasker.domain.model import Claim, TaskRequest
 from tasker.domain.template import StepTemplate
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.steps import claim_step_rows, submit_result
 from tasker.orchestration.templates import TemplateCache
-from tasker.store import Store, Transaction, open_store
+from tasker.store import Store, Transaction
 from tasker.templates import load_template_text
 from tasker.worker.runner import build_task_sequence_step
 
@@ -42,15 +39,6 @@ STEPS = 4
 MAX_STATEMENTS_PER_STEP = 11.5
 # 6 commits for 4 steps: the creation, the first claim, 4 submits (each with the next claim).
 MAX_COMMITS_PER_STEP = 1.5
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def claim_and_read(tx: Transaction, templates: TemplateCache) -> tuple[Claim, StepTemplate] | None:

@@ -7,7 +7,6 @@ through ``create_task`` where the orchestration's own shape is what matters.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from tasker.errors import DuplicateTask
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.steps import ResultOutcome, claim_steps, submit_result
 from tasker.orchestration.templates import TemplateCache
-from tasker.store import Store, Transaction, open_store
+from tasker.store import Store, Transaction
 from tasker.store.sql import new_uuid
 from tasker.templates import load_template_text
 
@@ -49,15 +48,6 @@ steps:
     dependencies: [second]
     handler: {callable: contract.third}
 """
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
