@@ -21,7 +21,8 @@ NIL = "00000000-0000-0000-0000-000000000000"
 
 def test_created_task_answers_201_with_its_steps_and_runs_to_complete(http: httpx.Client) -> None:
     task = create(http, context={"value": 5}, tags=["a"], priority=7)
-    assert task["status"] not in ("complete", "error")
+    # The server's workers may finish the two steps before the response is built.
+    assert task["status"] in ("steps_in_process", "evaluating_results", "complete")
     assert {s["name"] for s in task["steps"]} == {"double", "add_one"}
     assert task["context"] == {"value": 5}
     assert (task["tags"], task["priority"], task["total_steps"]) == (["a"], 7, 2)
