@@ -283,20 +283,8 @@ def _complete_plain_successes(
     if not queued:
         return []
     moved = tx.complete_fenced_steps(
-        [
-            FencedResult(
-                q.claim.step_uuid,
-                q.claim.token,
-                _result_changes(q.document)["results"],
-                q.now,
-                {"worker_uuid": q.claim.worker_id, "correlation_id": q.correlation_id},
-            )
-            for q in queued
-        ],
-        StepState.IN_PROGRESS,
-        (StepState.ENQUEUED_FOR_ORCHESTRATION, StepEvent.ENQUEUE_FOR_ORCHESTRATION.value),
-        StepState.COMPLETE,
-        StepEvent.COMPLETE.value,
+        [_fenced(q.claim, q.document, q.correlation_id, q.now) for q in queued],
+        *_PLAIN_SUCCESS_PATH,
     )
     stored = [i for i, q in enumerate(queued) if q.claim.step_uuid in moved]
     tx.insert_result_audits(
@@ -315,6 +303,28 @@ def _complete_plain_successes(
     for i in stored:
         _advance(tx, group.locked[queued[i].claim.task_uuid], queued[i].now, group)
     return stored
+
+
+_PLAIN_SUCCESS_PATH = (
+    StepState.IN_PROGRESS,
+    (StepState.ENQUEUED_FOR_ORCHESTRATION, StepEvent.ENQUEUE_FOR_ORCHESTRATION.value),
+    StepState.COMPLETE,
+    StepEvent.COMPLETE.value,
+)
+"""A plain success's move: stored (``via`` its orchestration state) and completed at once."""
+
+
+def _fenced(
+    claim: Claim, document: JSONObject, correlation_id: str | None, now: datetime
+) -> FencedResult:
+    """A plain success to store under its claim, with its ``via`` transition's metadata."""
+    return FencedResult(
+        claim.step_uuid,
+        claim.token,
+        _result_changes(document)["results"],
+        now,
+        {"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
+    )
 
 
 def _is_plain_success(document: JSONObject, step_template: StepTemplate | None) -> bool:
@@ -352,24 +362,13 @@ def _complete_plain_success(
 ) -> ResultOutcome:
     """``submit_result`` for the success of a step that is neither a decision nor batchable:
     store the result and complete the step in one fenced ``UPDATE``."""
-    moved = tx.transition_step(
-        claim.step_uuid,
-        claim.task_uuid,
-        StepState.IN_PROGRESS,
-        StepState.COMPLETE,
-        StepEvent.COMPLETE.value,
-        now,
-        changes={**_result_changes(document), "processed": True, "processed_at": now},
-        claim_token=claim.token,
-        via=(
-            StepState.ENQUEUED_FOR_ORCHESTRATION,
-            StepEvent.ENQUEUE_FOR_ORCHESTRATION.value,
-            {"worker_uuid": claim.worker_id, "correlation_id": correlation_id},
-        ),
+    moved = tx.complete_fenced_steps(
+        [_fenced(claim, document, correlation_id, now)], *_PLAIN_SUCCESS_PATH
     )
-    if moved is None or moved.via_transition_uuid is None:
+    via_uuid = moved.get(claim.step_uuid)
+    if via_uuid is None:
         return ResultOutcome.REFUSED
-    _audit(tx, claim, moved.via_transition_uuid, document, correlation_id, now, success=True)
+    _audit(tx, claim, via_uuid, document, correlation_id, now, success=True)
     _advance(tx, task, now, group)
     return ResultOutcome.APPLIED
 

@@ -189,18 +189,16 @@ def build_task_sequence_steps(
     """``build_task_sequence_step`` for several claims (with their rows, as
     ``claim_step_rows`` returns them): the ancestors' results of all of them in one read.
 
-    ``tasks`` holds the claimed steps' task rows that the caller has; the others are read
-    in one statement.
+    ``tasks`` holds the claimed steps' task rows (``WorkerPool._tasks_of`` reads the ones its
+    cache lacks in one statement); a task missing from it is read on its own.
     """
-    missing = {claim.task_uuid for claim, _ in claims} - tasks.keys()
-    read = tx.get_tasks(sorted(missing)) if missing else {}
     ancestors = tx.ancestor_results_of([claim.step_uuid for claim, _ in claims])
     return [
         build_task_sequence_step(
             tx,
             templates,
             claim,
-            task=tasks.get(claim.task_uuid) or read.get(claim.task_uuid),
+            task=tasks.get(claim.task_uuid),
             step=step,
             dependency_results=ancestors[claim.step_uuid],
         )
