@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from tasker.config import Settings
+from tasker.domain.model import TaskRequest
 from tasker.domain.states import TaskState
 from tasker.domain.template import TaskTemplate
 from tasker.runtime import Tasker, TaskView
@@ -449,6 +450,13 @@ class Session:
 
     def create(self, name: str, context: Mapping[str, Any]) -> str:
         return self.app.create_task(name, namespace=NAMESPACE, context=dict(context))
+
+    def create_many(self, name: str, contexts: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Create the tasks with one ``Tasker.submit_many`` call (one transaction)."""
+        return self.app.submit_many(
+            TaskRequest(name=name, namespace=NAMESPACE, context=dict(context))
+            for context in contexts
+        )
 
     def wait_task(self, task_uuid: str, timeout_s: float) -> None:
         """Wait until the task is settled (complete, error, blocked, ...) with ``Tasker.wait``,

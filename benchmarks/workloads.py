@@ -99,6 +99,10 @@ class CheckFailed(Exception):
 # -- expected values ----------------------------------------------------------------------
 
 SEEDS = (2, 3, 4)
+# The throughput workloads create their tasks "at once": ``Tasker.submit_many`` calls of this
+# many tasks each (one transaction per call), so the workers start on the first ones while the
+# caller writes the rest.
+CREATE_CHUNK = 50
 
 
 def expected_linear4(seed: int) -> dict[str, int]:
@@ -184,12 +188,18 @@ def _many(
     with env.session() as session:
         with session.measure() as measured:
             started = time.perf_counter()
-            tasks = []
-            for index in range(count):
-                seed = SEEDS[index % len(SEEDS)]
-                tasks.append(
-                    (session.create(template, {"seed": seed, "run": run_id, "i": index}), seed)
+            tasks: list[tuple[str, int]] = []
+            for first in range(0, count, CREATE_CHUNK):
+                indexes = range(first, min(first + CREATE_CHUNK, count))
+                seeds = [SEEDS[index % len(SEEDS)] for index in indexes]
+                created = session.create_many(
+                    template,
+                    (
+                        {"seed": seed, "run": run_id, "i": index}
+                        for index, seed in zip(indexes, seeds, strict=True)
+                    ),
                 )
+                tasks.extend(zip(created, seeds, strict=True))
             session.wait_settled(count, scale.timeout_s)
             wall = time.perf_counter() - started
         if result is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,12 +21,12 @@ from tasker.domain.identity import check_json_limits, identity_hash
 from tasker.domain.model import JSONObject, TaskRequest
 from tasker.domain.states import TaskEvent, TaskState, next_task_state
 from tasker.domain.template import StepTemplate, TaskTemplate
-from tasker.errors import DuplicateTask, InvalidContext
+from tasker.errors import DuplicateTask, InvalidContext, TaskerError
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
 from tasker.store.sql import NewStep, new_uuid
 
-__all__ = ["CreatedTask", "create_task", "insert_step", "validate_request"]
+__all__ = ["CreatedTask", "create_task", "create_tasks", "insert_step", "validate_request"]
 
 # Inputs are stored as compact JSON text, as the store's own encoder writes them.
 _JSON = json.JSONEncoder(separators=(",", ":"))
@@ -207,6 +207,43 @@ def create_task(
         tx.wake_namespaces.add(template.namespace_name)
         tx.enqueued_step_uuids.update(ready)
     return CreatedTask(task_uuid=task_uuid, step_count=len(step_uuids), state=moves[-1][0])
+
+
+def create_tasks(
+    tx: Transaction,
+    templates: TemplateCache,
+    requests: Sequence[TaskRequest],
+    now: datetime,
+) -> list[CreatedTask]:
+    """Create several tasks in the caller's transaction: all of them or, on the first bad
+    request, none (the caller rolls back).
+
+    One transaction for many tasks is what makes creating them in bulk cheap: on SQLite a
+    task's own ``COMMIT`` and its turn at the write lock cost more than its rows
+    (docs/decisions/0013).
+
+    Raises:
+        TemplateNotFound, InvalidContext, DuplicateTask: as ``create_task``, the message
+            prefixed with the request's position (``request 3: ...``). A request that repeats
+            the identity of an earlier one in the same call is a duplicate too.
+    """
+    created = []
+    for index, request in enumerate(requests):
+        try:
+            created.append(create_task(tx, templates, request, now))
+        except TaskerError as exc:
+            raise _at_request(index, exc) from exc
+    return created
+
+
+def _at_request(index: int, exc: TaskerError) -> TaskerError:
+    """The same error, its message naming the request it is about."""
+    message = f"request {index}: {exc.message}"
+    if isinstance(exc, DuplicateTask):
+        return DuplicateTask(message, task_uuid=exc.task_uuid)
+    located = type(exc)(message)
+    located.metadata = exc.metadata
+    return located
 
 
 def _first_pass(
