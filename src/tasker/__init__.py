@@ -8,6 +8,7 @@ embedded runtime), ``Settings`` and the error root ``TaskerError``.
 from __future__ import annotations
 
 from tasker.config import Settings
+from tasker.domain.model import TaskRequest
 from tasker.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -83,6 +84,7 @@ __all__ = [
     "StepTimeoutError",
     "StepValidationError",
     "StepView",
+    "TaskRequest",
     "TaskView",
     "Tasker",
     "TaskerError",

@@ -49,9 +49,7 @@ def test_an_invalid_request_writes_none_of_the_batch(
     assert table_counts(app) == before
 
 
-def test_an_unknown_template_names_its_request(
-    make_tasker: MakeTasker, recorder: Recorder
-) -> None:
+def test_an_unknown_template_names_its_request(make_tasker: MakeTasker, recorder: Recorder) -> None:
     app = make_tasker("linear_chain", start=False)
     before = table_counts(app)
     missing = TaskRequest(name="no_such_template", namespace="engine", context={})
