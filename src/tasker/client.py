@@ -14,7 +14,7 @@ does; every other refusal raises ``ApiError`` with the status, code and request 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -476,6 +476,29 @@ class TaskerClient:
         }
         data = self._request("POST", "/v1/tasks", json=body, not_found=TemplateNotFound)
         return TaskResponse.from_dict(data)
+
+    def create_tasks(self, tasks: Iterable[Mapping[str, Any]]) -> list[TaskResponse]:
+        """Create up to 100 tasks in one transaction, all or none; answered in order.
+
+        Each item is a ``TaskRequest`` body (``name``, ``namespace``, ``context``, ...) with
+        ``create_task``'s defaults (version ``1.0.0``, the client's initiator and source).
+
+        Raises:
+            TemplateNotFound, DuplicateTask, ApiError: as ``create_task``, the message naming
+                the refused request (``request 2: ...``); no task was created.
+        """
+        defaults = {
+            "version": "1.0.0",
+            "context": {},
+            "reason": "Task requested",
+            "initiator": self.initiator,
+            "source_system": self.source_system,
+        }
+        bodies = [{**defaults, **task} for task in tasks]
+        data = self._request(
+            "POST", "/v1/tasks/batch", json={"tasks": bodies}, not_found=TemplateNotFound
+        )
+        return [TaskResponse.from_dict(task) for task in data["tasks"]]
 
     def get_task(self, task_uuid: str) -> TaskResponse:
         """One task with its step readiness. Raises ``TaskNotFound``."""

@@ -102,6 +102,14 @@ def test_errors_are_tasker_errors(client: TaskerClient) -> None:
         client.create_task("pipeline", namespace="ops", context={"value": "x"})
     assert (bad.value.status_code, bad.value.code) == (400, "BAD_REQUEST")
     assert bad.value.request_id
+    batch = client.create_tasks(
+        [{"name": "pipeline", "namespace": "ops", "context": {"value": v}} for v in (7, 8)]
+    )
+    assert [task.context for task in batch] == [{"value": 7}, {"value": 8}]
+    with pytest.raises(DuplicateTask) as in_batch:
+        client.create_tasks([{"name": "pipeline", "namespace": "ops", "context": {"value": 1}}])
+    assert in_batch.value.task_uuid == first.task_uuid
+    assert str(in_batch.value).startswith("request 0: ")
     with pytest.raises(ApiError) as illegal:
         client.reset_step(first.task_uuid, first.steps[0].workflow_step_uuid, reason="r")
     assert illegal.value.code == "BAD_REQUEST"

@@ -169,3 +169,66 @@ def test_summary_names_template_steps_errors_and_dlq(http: httpx.Client) -> None
     }
     assert summary["links"]["task"] == f"/v1/tasks/{task_uuid}"
     assert_envelope(http.get(f"/v1/tasks/{uuid.uuid4()}/summary"), 404, "NOT_FOUND")
+
+
+# -- POST /v1/tasks/batch (ADR 0013) ------------------------------------------------------------
+
+
+def pipeline(value: object, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "pipeline",
+        "namespace": "ops",
+        "version": "1.0.0",
+        "context": {"value": value},
+        **fields,
+    }
+
+
+def test_batch_creates_every_task_in_order_and_each_runs(http: httpx.Client) -> None:
+    response = http.post("/v1/tasks/batch", json={"tasks": [pipeline(1), pipeline(2), pipeline(3)]})
+
+    assert response.status_code == 201, response.text
+    tasks = response.json()["tasks"]
+    assert [task["context"] for task in tasks] == [{"value": 1}, {"value": 2}, {"value": 3}]
+    for task, value in zip(tasks, (1, 2, 3), strict=True):
+        wait_for_status(http, task["task_uuid"], {"complete"})
+        steps = http.get(f"/v1/tasks/{task['task_uuid']}/workflow_steps").json()
+        assert {s["name"]: s["results"]["result"]["value"] for s in steps} == {
+            "double": 2 * value,
+            "add_one": 2 * value + 1,
+        }
+
+
+@pytest.mark.parametrize(
+    ("tasks", "status", "code", "message"),
+    [
+        ([pipeline(1), pipeline(2, name="")], 400, "BAD_REQUEST", "request 1: Task name cannot"),
+        ([pipeline(1), pipeline("five")], 400, "BAD_REQUEST", "request 1: context does not match"),
+        ([pipeline(1), pipeline(2, name="nope")], 404, "NOT_FOUND", "request 1: template not"),
+        ([pipeline(1), pipeline(2), pipeline(1)], 409, "CONFLICT", "request 2: a task with"),
+        ([], 400, "BAD_REQUEST", "tasks must hold 1 to 100 requests, got 0"),
+        (
+            [pipeline(i) for i in range(101)],
+            400,
+            "BAD_REQUEST",
+            "tasks must hold 1 to 100 requests, got 101",
+        ),
+    ],
+)
+def test_a_refused_batch_names_the_request_and_creates_nothing(
+    http: httpx.Client, tasks: list[dict[str, Any]], status: int, code: str, message: str
+) -> None:
+    error = assert_envelope(http.post("/v1/tasks/batch", json={"tasks": tasks}), status, code)
+
+    assert error["message"].startswith(message), error
+    assert http.get("/v1/tasks").json()["pagination"]["total_count"] == 0
+
+
+def test_batch_repeating_an_existing_task_is_409_naming_it(http: httpx.Client) -> None:
+    first = create(http, context={"value": 1})
+
+    response = http.post("/v1/tasks/batch", json={"tasks": [pipeline(2), pipeline(1)]})
+
+    error = assert_envelope(response, 409, "CONFLICT")
+    assert error["details"] == {"task_uuid": first["task_uuid"]}
+    assert http.get("/v1/tasks").json()["pagination"]["total_count"] == 1

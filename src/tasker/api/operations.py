@@ -25,6 +25,7 @@ __all__ = [
     "bottlenecks",
     "cancel_task",
     "create_task",
+    "create_tasks",
     "dlq_entry_for_task",
     "dlq_stats",
     "find_template",
@@ -63,6 +64,18 @@ def create_task(app: Tasker, request: TaskRequest) -> JSONObject:
         TemplateNotFound, InvalidContext, DuplicateTask: from the engine; nothing was written.
     """
     return get_task(app, app.submit(request))
+
+
+def create_tasks(app: Tasker, requests: list[TaskRequest]) -> list[JSONObject]:
+    """Create every task in one transaction (all or none) and answer them in order.
+
+    Raises:
+        TemplateNotFound, InvalidContext, DuplicateTask: from the engine, naming the request
+            (``request 2: ...``); nothing was written.
+    """
+    created = app.submit_many(requests)
+    with app.store.read() as tx:
+        return [views.task_view(queries.task_detail(tx, task_uuid)) for task_uuid in created]
 
 
 def get_task(app: Tasker, task_uuid: str) -> JSONObject:

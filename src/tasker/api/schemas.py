@@ -38,6 +38,8 @@ __all__ = [
     "StepAuditResponse",
     "StepReadiness",
     "StepResponse",
+    "TaskBatchCreateRequest",
+    "TaskBatchResponse",
     "TaskCreateRequest",
     "TaskListResponse",
     "TaskResponse",
@@ -100,6 +102,14 @@ class TaskCreateRequest(BaseModel):
     requested_at: str | None = Field(default=None, description="accepted and overwritten")
 
 
+class TaskBatchCreateRequest(BaseModel):
+    """Several ``TaskRequest`` bodies created in one transaction, all or none (ADR 0013)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tasks: list[TaskCreateRequest] = Field(description="1-100 task requests")
+
+
 class StepReadiness(_Out):
     workflow_step_uuid: str
     task_uuid: str
@@ -147,6 +157,10 @@ class TaskResponse(_Out):
     completion_percentage: float
     health_status: str
     steps: list[StepReadiness]
+
+
+class TaskBatchResponse(_Out):
+    tasks: list[TaskResponse]
 
 
 class Pagination(_Out):

@@ -25,6 +25,8 @@ from tasker.api.deps import (
 from tasker.api.errors import ApiProblem
 from tasker.api.metrics import ApiMetrics
 from tasker.api.schemas import (
+    TaskBatchCreateRequest,
+    TaskBatchResponse,
     TaskCreateRequest,
     TaskListResponse,
     TaskResponse,
@@ -39,6 +41,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
 MAX_PAGE = 1_000_000
+# A batch is one transaction: bounded so that one request cannot hold the store for long.
+MAX_BATCH = 100
 _TASK_STATES = tuple(state.value for state in TaskState)
 JSONObject = dict[str, Any]
 
@@ -119,6 +123,40 @@ def create_task(body: TaskCreateRequest, request: Request, app: TaskerDep) -> JS
         "tasker_tasks_requests_total", {"namespace": body.namespace, "task_type": body.name}
     )
     return created
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=TaskBatchResponse,
+    openapi_extra=protected("tasks:create"),
+    responses={409: {"description": "A request repeats an existing identity (details.task_uuid)"}},
+)
+def create_tasks(body: TaskBatchCreateRequest, request: Request, app: TaskerDep) -> JSONObject:
+    """Create up to 100 tasks in one transaction: all of them, or none when one is refused
+    (the error names its position, ``request 2: ...``). Answered in the requests' order."""
+    if not 1 <= len(body.tasks) <= MAX_BATCH:
+        raise ApiProblem(
+            400, "BAD_REQUEST", f"tasks must hold 1 to {MAX_BATCH} requests, got {len(body.tasks)}"
+        )
+    requests = []
+    for index, item in enumerate(body.tasks):
+        try:
+            requests.append(_task_request(item))
+        except ApiProblem as problem:
+            raise ApiProblem(
+                problem.status, problem.code, f"request {index}: {problem.message}"
+            ) from None
+    try:
+        created = operations.create_tasks(app, requests)
+    except TemplateNotFound as exc:
+        raise ApiProblem(404, "NOT_FOUND", str(exc)) from None
+    metrics: ApiMetrics = request.app.state.metrics
+    for item in body.tasks:
+        metrics.inc(
+            "tasker_tasks_requests_total", {"namespace": item.namespace, "task_type": item.name}
+        )
+    return {"tasks": created}
 
 
 @router.get("", response_model=TaskListResponse, openapi_extra=protected("tasks:list"))
