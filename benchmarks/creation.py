@@ -1,14 +1,16 @@
 """``python -m benchmarks.creation``: what creating one task costs, with no workers running.
 
     python -m benchmarks.creation [--backend sqlite|postgres] [--tasks N] [--rounds R]
-                                  [--template linear4|diamond4]
+                                  [--template linear4|diamond4] [--batch B]
 
 Creates N tasks of a benchmark template R times (each round on a fresh database, after a few
 warm-up tasks) and prints, per task: wall ms, this process's CPU ms, statements and commits; on
 PostgreSQL also the CPU ms of the server's processes (read from ``/proc`` when the server is
 a local cluster this user can see: the throwaway one this command starts, or
-``TASKER_BENCH_DATABASE_URL``'s if it runs here). Creation is the caller's cost of every
-workload, and on SQLite it runs under the same write lock as the workers' steps.
+``TASKER_BENCH_DATABASE_URL``'s if it runs here). With ``--batch B`` the tasks are created B
+at a time with ``Tasker.submit_many`` (one transaction per call) instead of one by one.
+Creation is the caller's cost of every workload, and on SQLite it runs under the same write
+lock as the workers' steps.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from benchmarks.deployment import (
     SqliteServer,
 )
 from tasker.config import Settings
+from tasker.domain.model import TaskRequest
 from tasker.runtime import Tasker
 
 __all__ = ["main"]
@@ -69,7 +72,21 @@ def _postmaster_pid(server: Server) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def _round(server: Server, template: str, tasks: int, pid: int | None) -> dict[str, float]:
+def _create(app: Tasker, template: str, tasks: int, batch: int) -> None:
+    if batch <= 1:
+        for index in range(tasks):
+            app.create_task(template, namespace=NAMESPACE, context={"seed": 2, "i": index})
+        return
+    for first in range(0, tasks, batch):
+        app.submit_many(
+            TaskRequest(name=template, namespace=NAMESPACE, context={"seed": 2, "i": index})
+            for index in range(first, min(first + batch, tasks))
+        )
+
+
+def _round(
+    server: Server, template: str, tasks: int, batch: int, pid: int | None
+) -> dict[str, float]:
     url = server.new_database()
     settings = Settings.load(dict(SETTINGS), environ={})
     app = Tasker(url, settings=settings, templates=[TEMPLATES_DIR], handlers=[HANDLERS_MODULE])
@@ -81,8 +98,7 @@ def _round(server: Server, template: str, tasks: int, pid: int | None) -> dict[s
         server_before = _server_cpu_s(pid)
         cpu = time.process_time()
         wall = time.perf_counter()
-        for index in range(tasks):
-            app.create_task(template, namespace=NAMESPACE, context={"seed": 2, "i": index})
+        _create(app, template, tasks, batch)
         wall = time.perf_counter() - wall
         cpu = time.process_time() - cpu
         server_after = _server_cpu_s(pid)
@@ -106,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--template", default="linear4")
+    parser.add_argument("--batch", type=int, default=1, help="tasks per submit_many call")
     args = parser.parse_args(argv)
     server: Server
     if args.backend == "sqlite":
@@ -114,11 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = PostgresServer(os.environ.get("TASKER_BENCH_DATABASE_URL") or None)
     pid = _postmaster_pid(server)
     columns = ("wall_ms", "cpu_ms", "server_cpu_ms", "statements", "commits")
-    print(f"creating {args.tasks} {args.template} tasks per round, {args.backend}, per task:")
+    how = "one by one" if args.batch <= 1 else f"{args.batch} per submit_many call"
+    print(
+        f"creating {args.tasks} {args.template} tasks per round ({how}), {args.backend}, per task:"
+    )
     print("round  " + "  ".join(f"{c:>13}" for c in columns))
     try:
         for number in range(1, args.rounds + 1):
-            figures = _round(server, args.template, args.tasks, pid)
+            figures = _round(server, args.template, args.tasks, args.batch, pid)
             cells = [f"{figures[c]:13.3f}" if c in figures else f"{'n/a':>13}" for c in columns]
             print(f"{number:>5}  " + "  ".join(cells), flush=True)
     finally:

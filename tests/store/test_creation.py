@@ -10,7 +10,7 @@ import pytest
 
 from tasker.domain.model import TaskRequest
 from tasker.errors import DuplicateTask
-from tasker.orchestration.creation import create_task
+from tasker.orchestration.creation import create_task, create_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store
 from tasker.templates import load_template_text
@@ -168,3 +168,76 @@ def test_a_duplicate_writes_nothing_and_names_the_first_task(
 
     assert raised.value.task_uuid == first.task_uuid
     assert after == before
+
+
+def _written(store: Store, task_uuid: str) -> tuple[object, ...]:
+    """What a task's creation wrote, without the uuids and timestamps that differ per task."""
+    with store.read() as tx:
+        task = tx.get_task(task_uuid)
+        assert task is not None
+        steps = tx.task_steps(task_uuid)
+        return (
+            task.state.value,
+            task.complete,
+            [
+                (t.from_state, t.to_state, t.event, t.sort_key)
+                for t in tx.task_transitions(task_uuid)
+            ],
+            [(s.name, s.state.value, s.inputs) for s in steps],
+            [
+                [
+                    (t.from_state, t.to_state, t.event)
+                    for t in tx.step_transitions(s.workflow_step_uuid)
+                ]
+                for s in steps
+            ],
+            sorted(tx.task_edges(task_uuid)),
+        )
+
+
+def test_many_tasks_in_one_call_write_what_one_by_one_writes_in_a_few_statements(
+    store: Store, templates: TemplateCache
+) -> None:
+    # 260 diamonds: more tasks (200) and more steps (500) than one statement takes.
+    requests = [
+        TaskRequest(name="diamond" if i % 10 else "empty", namespace="make", context={"i": i})
+        for i in range(260)
+    ]
+    with store.transaction() as tx:
+        single = create_task(tx, templates, TaskRequest(name="diamond", namespace="make"), NOW)
+    before = store.stats.statements
+    with store.transaction() as tx:
+        created = create_tasks(tx, templates, requests, NOW)
+        wake, settled = tx.wake_count(), set(tx.settled_tasks)
+    statements = store.stats.statements - before
+
+    with store.read() as tx:
+        counts = tx.table_counts()
+    assert [task.step_count for task in created] == [0 if i % 10 == 0 else 5 for i in range(260)]
+    assert len({task.task_uuid for task in created}) == 260
+    assert counts["tasks"] == 261
+    assert counts["workflow_steps"] == 5 * 235
+    expected = _written(store, single.task_uuid)
+    for task in created:
+        if task.step_count:
+            assert _written(store, task.task_uuid) == expected
+    assert settled == {task.task_uuid for task in created if task.step_count == 0}
+    assert wake == 2 * 234
+    # tasks: 2 statements (200 + 60), steps: 3 (1,170 rows), edges: 1; PostgreSQL adds its
+    # BEGIN/COMMIT bookkeeping only.
+    assert statements <= 8, statements
+
+
+def test_a_duplicate_in_a_call_names_its_position_and_writes_nothing(
+    store: Store, templates: TemplateCache
+) -> None:
+    requests = [TaskRequest(name="diamond", namespace="make", context={"i": i}) for i in (1, 2, 1)]
+    with store.read() as tx:
+        before = tx.table_counts()
+    with (
+        pytest.raises(DuplicateTask, match=r"^request 2: a task with the same identity"),
+        store.transaction() as tx,
+    ):
+        create_tasks(tx, templates, requests, NOW)
+    with store.read() as tx:
+        assert tx.table_counts() == before

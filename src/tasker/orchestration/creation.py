@@ -24,7 +24,7 @@ from tasker.domain.template import StepTemplate, TaskTemplate
 from tasker.errors import DuplicateTask, InvalidContext, TaskerError
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import NewStep, new_uuid
+from tasker.store.sql import NewStep, NewTask, new_uuid
 
 __all__ = ["CreatedTask", "create_task", "create_tasks", "insert_step", "validate_request"]
 
@@ -139,6 +139,70 @@ def create_task(
         InvalidContext: the context or tags break a rule; nothing was written.
         DuplicateTask: a task with the same identity exists; carries its ``task_uuid``.
     """
+    prepared = _prepare(tx, templates, request)
+    duplicate = _write(tx, [prepared], now)
+    if duplicate is not None:
+        raise duplicate[1]
+    return prepared.created
+
+
+def create_tasks(
+    tx: Transaction,
+    templates: TemplateCache,
+    requests: Sequence[TaskRequest],
+    now: datetime,
+) -> list[CreatedTask]:
+    """Create several tasks in the caller's transaction: all of them or, on the first bad
+    request, none (the caller rolls back).
+
+    Every request is checked before anything is written; then all tasks are one statement,
+    all their steps one, all their edges one (per few hundred rows), so a call costs what
+    one ``create_task`` costs plus the rows (docs/decisions/0013).
+
+    Raises:
+        TemplateNotFound, InvalidContext, DuplicateTask: as ``create_task``, the message
+            prefixed with the request's position (``request 3: ...``). A request that repeats
+            the identity of an earlier one in the same call is a duplicate too.
+    """
+    prepared = []
+    for index, request in enumerate(requests):
+        try:
+            prepared.append(_prepare(tx, templates, request))
+        except TaskerError as exc:
+            raise _at_request(index, exc) from exc
+    duplicate = _write(tx, prepared, now)
+    if duplicate is not None:
+        position, error = duplicate
+        raise _at_request(position, error) from error
+    return [task.created for task in prepared]
+
+
+def _at_request(index: int, exc: TaskerError) -> TaskerError:
+    """The same error, its message naming the request it is about."""
+    message = f"request {index}: {exc.message}"
+    if isinstance(exc, DuplicateTask):
+        return DuplicateTask(message, task_uuid=exc.task_uuid)
+    located = type(exc)(message)
+    located.metadata = exc.metadata
+    return located
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A checked request and every row it will write."""
+
+    task: NewTask
+    identity_hash: str
+    namespace: str
+    priority: int
+    steps: list[NewStep]
+    edges: list[tuple[str, str]]
+    ready: list[str]
+    created: CreatedTask
+
+
+def _prepare(tx: Transaction, templates: TemplateCache, request: TaskRequest) -> _Prepared:
+    """Check a request and work out its rows and its first pass; writes nothing."""
     named_task_uuid, template = templates.by_key(
         tx, request.namespace, request.name, request.version
     )
@@ -151,99 +215,80 @@ def create_task(
     step_uuids = [new_uuid() for _ in plan.steps]
     ready = [uuid for uuid, step in zip(step_uuids, plan.steps, strict=True) if not step.parents]
     moves = _first_pass(len(step_uuids), ready)
-    inserted = tx.insert_task(
-        {
-            "task_uuid": task_uuid,
-            "named_task_uuid": named_task_uuid,
-            "namespace": template.namespace_name,
-            "name": template.name,
-            "version": template.version,
-            "context": request.context,
-            "identity_hash": digest,
-            "initiator": request.initiator,
-            "source_system": request.source_system,
-            "reason": request.reason,
-            "tags": list(request.tags),
-            "priority": request.priority,
-            "correlation_id": request.correlation_id or str(uuid.uuid4()),
-            "parent_correlation_id": request.parent_correlation_id,
-        },
+    values = {
+        "task_uuid": task_uuid,
+        "named_task_uuid": named_task_uuid,
+        "namespace": template.namespace_name,
+        "name": template.name,
+        "version": template.version,
+        "context": request.context,
+        "identity_hash": digest,
+        "initiator": request.initiator,
+        "source_system": request.source_system,
+        "reason": request.reason,
+        "tags": list(request.tags),
+        "priority": request.priority,
+        "correlation_id": request.correlation_id or str(uuid.uuid4()),
+        "parent_correlation_id": request.parent_correlation_id,
+    }
+    steps = [
+        NewStep(
+            workflow_step_uuid=step_uuid,
+            name=step.name,
+            template_step_name=step.name,
+            retryable=step.retryable,
+            max_attempts=step.max_attempts,
+            inputs=step.inputs,
+            enqueue=not step.parents,
+        )
+        for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
+    ]
+    edges = [
+        (step_uuids[parent], step_uuid)
+        for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
+        for parent in step.parents
+    ]
+    return _Prepared(
+        task=NewTask(values, moves),
+        identity_hash=digest,
+        namespace=template.namespace_name,
+        priority=request.priority,
+        steps=steps,
+        edges=edges,
+        ready=ready,
+        created=CreatedTask(task_uuid=task_uuid, step_count=len(step_uuids), state=moves[-1][0]),
+    )
+
+
+def _write(
+    tx: Transaction, tasks: Sequence[_Prepared], now: datetime
+) -> tuple[int, DuplicateTask] | None:
+    """Write the tasks, their steps and edges; returns the position and error of the first
+    duplicate instead (the caller raises it, and its transaction rolls back)."""
+    inserted = tx.insert_tasks(
+        [task.task for task in tasks],
         now,
         {"initial_state": "pending", "from_service": "task_initializer"},
-        moves,
     )
-    if not inserted:
-        existing = tx.task_by_identity(digest) or ""
-        raise DuplicateTask(
-            f"a task with the same identity already exists: {existing}", task_uuid=existing
+    for index, task in enumerate(tasks):
+        if task.created.task_uuid not in inserted:
+            existing = tx.task_by_identity(task.identity_hash) or ""
+            return index, DuplicateTask(
+                f"a task with the same identity already exists: {existing}", task_uuid=existing
+            )
+    with_steps = [task for task in tasks if task.steps]
+    if with_steps:
+        tx.insert_task_steps(
+            [(t.created.task_uuid, t.namespace, t.priority, t.steps) for t in with_steps], now
         )
-    if plan.steps:
-        tx.insert_steps(
-            task_uuid,
-            template.namespace_name,
-            request.priority,
-            [
-                NewStep(
-                    workflow_step_uuid=step_uuid,
-                    name=step.name,
-                    template_step_name=step.name,
-                    retryable=step.retryable,
-                    max_attempts=step.max_attempts,
-                    inputs=step.inputs,
-                    enqueue=not step.parents,
-                )
-                for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
-            ],
-            now,
-        )
-        edges = [
-            (step_uuids[parent], step_uuid)
-            for step_uuid, step in zip(step_uuids, plan.steps, strict=True)
-            for parent in step.parents
-        ]
-        if edges:
-            tx.insert_edges(task_uuid, edges, "provides", now)
-    if ready:
-        tx.wake_namespaces.add(template.namespace_name)
-        tx.enqueued_step_uuids.update(ready)
-    return CreatedTask(task_uuid=task_uuid, step_count=len(step_uuids), state=moves[-1][0])
-
-
-def create_tasks(
-    tx: Transaction,
-    templates: TemplateCache,
-    requests: Sequence[TaskRequest],
-    now: datetime,
-) -> list[CreatedTask]:
-    """Create several tasks in the caller's transaction: all of them or, on the first bad
-    request, none (the caller rolls back).
-
-    One transaction for many tasks is what makes creating them in bulk cheap: on SQLite a
-    task's own ``COMMIT`` and its turn at the write lock cost more than its rows
-    (docs/decisions/0013).
-
-    Raises:
-        TemplateNotFound, InvalidContext, DuplicateTask: as ``create_task``, the message
-            prefixed with the request's position (``request 3: ...``). A request that repeats
-            the identity of an earlier one in the same call is a duplicate too.
-    """
-    created = []
-    for index, request in enumerate(requests):
-        try:
-            created.append(create_task(tx, templates, request, now))
-        except TaskerError as exc:
-            raise _at_request(index, exc) from exc
-    return created
-
-
-def _at_request(index: int, exc: TaskerError) -> TaskerError:
-    """The same error, its message naming the request it is about."""
-    message = f"request {index}: {exc.message}"
-    if isinstance(exc, DuplicateTask):
-        return DuplicateTask(message, task_uuid=exc.task_uuid)
-    located = type(exc)(message)
-    located.metadata = exc.metadata
-    return located
+    edges = [(a, b, task.created.task_uuid) for task in tasks for a, b in task.edges]
+    if edges:
+        tx.insert_task_edges(edges, "provides", now)
+    for task in tasks:
+        if task.ready:
+            tx.wake_namespaces.add(task.namespace)
+            tx.enqueued_step_uuids.update(task.ready)
+    return None
 
 
 def _first_pass(

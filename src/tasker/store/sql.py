@@ -76,6 +76,15 @@ class StepTransition:
 
 
 @dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task row written by ``SqlTransaction.insert_tasks``: its column values and the moves
+    of its first orchestration pass (see ``insert_task``)."""
+
+    values: Mapping[str, Any]
+    moves: Sequence[tuple[TaskState, str, JSONObject | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class NewStep:
     """A step row written when its task is created (``SqlTransaction.insert_steps``)."""
 
@@ -114,6 +123,11 @@ class Dialect(Protocol):
 
     def placeholder(self, name: str, kind: str) -> str:
         """The parameter marker for ``name``; ``kind`` is json, ts, bool or plain."""
+        ...
+
+    def marker(self, kind: str) -> str:
+        """A positional parameter marker (multi-row statements: SQLite looks a named
+        parameter up by a linear scan, so binding N of them by name costs O(N²))."""
         ...
 
     def json_param(self, value: Any) -> Any: ...
@@ -156,6 +170,58 @@ def _transition_metadata(event: str, now: datetime, extra: JSONObject | None) ->
 
 # insert_steps statements by (dialect, the backend's query text, which steps are enqueued).
 _INSERT_STEPS_SQL: dict[tuple[str, str, tuple[bool, ...]], str] = {}
+# insert_tasks statements by (dialect, the backend's query text, how many rows).
+_INSERT_TASKS_SQL: dict[tuple[str, str, int], str] = {}
+# What a new task row takes from its caller's values (``insert_task``'s keys) ...
+_TASK_VALUES = (
+    "task_uuid",
+    "named_task_uuid",
+    "namespace",
+    "name",
+    "version",
+    "context",
+    "identity_hash",
+    "initiator",
+    "source_system",
+    "reason",
+    "tags",
+    "priority",
+    "correlation_id",
+    "parent_correlation_id",
+)
+# ... and one VALUES row of insert_tasks, in the query's column order: (value, kind).
+_TASK_ROW = (
+    ("task_uuid", "plain"),
+    ("named_task_uuid", "plain"),
+    ("namespace", "plain"),
+    ("name", "plain"),
+    ("version", "plain"),
+    ("state", "plain"),
+    ("context", "json"),
+    ("identity_hash", "plain"),
+    ("initiator", "plain"),
+    ("source_system", "plain"),
+    ("reason", "plain"),
+    ("tags", "json"),
+    ("priority", "plain"),
+    ("correlation_id", "plain"),
+    ("parent_correlation_id", "plain"),
+    ("now", "ts"),  # requested_at
+    ("complete", "bool"),
+    ("completed_at", "ts"),
+    ("steps", "plain"),  # transition_count
+    ("now", "ts"),  # state_entered_at
+    ("now", "ts"),  # created_at
+    ("now", "ts"),  # updated_at
+    ("event", "plain"),
+    ("metadata", "json"),
+    ("transition_uuid", "plain"),
+    ("processor_uuid", "plain"),
+    ("path", "json"),
+)
+# Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+_TASKS_PER_INSERT = 200
+_STEPS_PER_INSERT = 500
 
 
 class Connection(Protocol):
@@ -223,7 +289,7 @@ class SqlTransaction:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
         self._stats.statements += 1
         return self._conn.execute(sql, params or {})
 
@@ -356,6 +422,91 @@ class SqlTransaction:
         )
         inserted = self._one("insert_task", params) is not None
         return self._task_moved(str(params["task_uuid"]), state, inserted)
+
+    def insert_tasks(
+        self, tasks: Sequence[NewTask], now: datetime, metadata: JSONObject | None = None
+    ) -> set[str]:
+        """``insert_task`` of several tasks, one statement per 200; returns the uuids of the
+        rows inserted. A task whose identity hash exists, or repeats an earlier task's of the
+        list, is left out (nothing written for it)."""
+        initial = _transition_metadata("initial", now, metadata)
+        shared = {"now": self._ts(now), "processor_uuid": self.processor_uuid}
+        inserted: set[str] = set()
+        for start in range(0, len(tasks), _TASKS_PER_INSERT):
+            chunk = tasks[start : start + _TASKS_PER_INSERT]
+            params: list[Any] = []
+            states: list[TaskState] = []
+            for task in chunk:
+                row, state = self._task_row(task.values, now, initial, task.moves)
+                row.update(shared)
+                params.extend(row[name] for name, _ in _TASK_ROW)
+                states.append(state)
+            rows = self.execute(self._insert_tasks_sql(len(chunk)), params).fetchall()
+            found = {str(row["task_uuid"]) for row in rows}
+            for task, state in zip(chunk, states, strict=True):
+                task_uuid = str(task.values["task_uuid"])
+                if task_uuid in found:
+                    self._task_moved(task_uuid, state, True)
+            inserted |= found
+        return inserted
+
+    def _task_row(
+        self,
+        values: Mapping[str, Any],
+        now: datetime,
+        initial: JSONObject,
+        moves: Sequence[tuple[TaskState, str, JSONObject | None]],
+    ) -> tuple[dict[str, Any], TaskState]:
+        """One row's parameters for ``insert_tasks`` and the state it is inserted in."""
+        path: list[JSONObject] = [
+            {
+                "uuid": new_uuid(),
+                "from": None,
+                "to": "pending",
+                "event": "initial",
+                "metadata": initial,
+            }
+        ]
+        state = TaskState.PENDING
+        for target, event, extra in moves:
+            path.append(
+                {
+                    "uuid": new_uuid(),
+                    "from": state.value,
+                    "to": target.value,
+                    "event": event,
+                    "metadata": _transition_metadata(event, now, extra),
+                }
+            )
+            state = target
+        last = path[-1]
+        row = {key: values[key] for key in _TASK_VALUES}
+        row["context"] = self._json(row["context"])
+        row["tags"] = self._json(row["tags"])
+        row.update(
+            state=state.value,
+            complete=self._d.bool_param(state is TaskState.COMPLETE),
+            completed_at=self._ts(now) if state is TaskState.COMPLETE else None,
+            steps=len(path),
+            event=last["event"],
+            metadata=self._json(last["metadata"]),
+            transition_uuid=last["uuid"],
+            path=self._json(path) if moves else None,
+        )
+        return row, state
+
+    def _insert_tasks_sql(self, count: int) -> str:
+        template = self._q["insert_tasks"]
+        key = (self._d.name, template, count)
+        sql = _INSERT_TASKS_SQL.get(key)
+        if sql is not None:
+            return sql
+        row = f"({', '.join(self._d.marker(kind) for _, kind in _TASK_ROW)})"
+        sql = template.replace("/* rows */", ",\n       ".join([row] * count))
+        if len(_INSERT_TASKS_SQL) >= 256:
+            _INSERT_TASKS_SQL.clear()
+        _INSERT_TASKS_SQL[key] = sql
+        return sql
 
     def task_by_identity(self, identity_hash: str) -> str | None:
         row = self._one("task_by_identity", {"identity_hash": identity_hash})
@@ -573,30 +724,43 @@ class SqlTransaction:
         transition; a step with ``enqueue`` set is inserted ``enqueued`` (``enqueued_at`` =
         ``now``) with its ``pending -> enqueued`` row too (event ``enqueue``), as if
         ``transition_step`` had moved it. A second step of the same name is a no-op."""
+        self.insert_task_steps([(task_uuid, namespace, priority, steps)], now)
+
+    def insert_task_steps(
+        self, tasks: Sequence[tuple[str, str, int, Sequence[NewStep]]], now: datetime
+    ) -> None:
+        """``insert_steps`` of several new tasks ``(task_uuid, namespace, priority, steps)``,
+        one statement per 500 steps."""
+        rows = [
+            (task_uuid, namespace, priority, step)
+            for task_uuid, namespace, priority, steps in tasks
+            for step in steps
+        ]
         initial = _transition_metadata("initial", now, None)
         enqueue = _transition_metadata("enqueue", now, None)
-        params: dict[str, Any] = {
-            "task_uuid": task_uuid,
-            "namespace": namespace,
-            "priority": priority,
-            "now": self._ts(now),
-            "off": self._d.bool_param(False),
-            "initial": self._json(initial),
-            "enqueue": self._json(enqueue),
-        }
-        for index, step in enumerate(steps):
-            first = new_uuid()
-            params[f"u{index}"] = step.workflow_step_uuid
-            params[f"n{index}"] = step.name
-            params[f"t{index}"] = step.template_step_name
-            params[f"r{index}"] = self._d.bool_param(step.retryable)
-            params[f"m{index}"] = step.max_attempts
-            params[f"i{index}"] = step.inputs
-            if step.enqueue:
-                second = new_uuid()
-                params[f"x{index}"] = second
-                params[f"p{index}"] = self._json(
-                    [
+        at, off = self._ts(now), self._d.bool_param(False)
+        initial_json, enqueue_json = self._json(initial), self._json(enqueue)
+        for start in range(0, len(rows), _STEPS_PER_INSERT):
+            chunk = rows[start : start + _STEPS_PER_INSERT]
+            params: list[Any] = []
+            for task_uuid, namespace, priority, step in chunk:
+                first = new_uuid()
+                params += (
+                    step.workflow_step_uuid,
+                    task_uuid,
+                    step.name,
+                    step.template_step_name,
+                    namespace,
+                    self._d.bool_param(step.retryable),
+                    step.max_attempts,
+                    off,
+                    off,
+                    step.inputs,
+                    priority,
+                )
+                if step.enqueue:
+                    second = new_uuid()
+                    path = [
                         {
                             "uuid": first,
                             "from": None,
@@ -612,10 +776,10 @@ class SqlTransaction:
                             "metadata": enqueue,
                         },
                     ]
-                )
-            else:
-                params[f"x{index}"] = first
-        self.execute(self._insert_steps_sql(tuple(step.enqueue for step in steps)), params)
+                    params += (at, at, at, enqueue_json, second, self._json(path))
+                else:
+                    params += (at, at, initial_json, first)
+            self.execute(self._insert_steps_sql(tuple(row[3].enqueue for row in chunk)), params)
 
     def _insert_steps_sql(self, enqueue: tuple[bool, ...]) -> str:
         """``INSERT ... VALUES`` with one row per step (cached by which ones are enqueued):
@@ -626,39 +790,25 @@ class SqlTransaction:
         sql = _INSERT_STEPS_SQL.get(key)
         if sql is not None:
             return sql
-        ph = self._d.placeholder
-        rows = []
-        for index, enqueued in enumerate(enqueue):
-            if enqueued:
-                state, count, event, metadata = "enqueued", 2, "enqueue", ph("enqueue", "json")
-                enqueued_at, path = ph("now", "ts"), ph(f"p{index}", "json")
-            else:
-                state, count, event, metadata = "pending", 1, "initial", ph("initial", "json")
-                enqueued_at, path = "NULL", "NULL"
-            values = [
-                ph(f"u{index}", "plain"),
-                ph("task_uuid", "plain"),
-                ph(f"n{index}", "plain"),
-                ph(f"t{index}", "plain"),
-                ph("namespace", "plain"),
-                f"'{state}'",
-                ph(f"r{index}", "bool"),
-                ph(f"m{index}", "plain"),
-                "0",
-                ph("off", "bool"),
-                ph("off", "bool"),
-                ph(f"i{index}", "json"),
-                ph("priority", "plain"),
-                enqueued_at,
-                str(count),
-                ph("now", "ts"),
-                ph("now", "ts"),
-                f"'{event}'",
-                metadata,
-                ph(f"x{index}", "plain"),
-                path,
-            ]
-            rows.append(f"({', '.join(values)})")
+        mark = self._d.marker
+        columns = (
+            f"{mark('plain')}, {mark('plain')}, {mark('plain')}, {mark('plain')}, "
+            f"{mark('plain')}, '{{state}}', {mark('bool')}, {mark('plain')}, 0, {mark('bool')}, "
+            f"{mark('bool')}, {mark('json')}, {mark('plain')}"
+        )
+        # enqueued_at, transition_count, created_at, updated_at, last_event, last_metadata,
+        # last_transition_uuid, last_path
+        enqueued = (
+            columns.format(state="enqueued")
+            + f", {mark('ts')}, 2, {mark('ts')}, {mark('ts')}, 'enqueue', {mark('json')}, "
+            + f"{mark('plain')}, {mark('json')}"
+        )
+        pending = (
+            columns.format(state="pending")
+            + f", NULL, 1, {mark('ts')}, {mark('ts')}, 'initial', {mark('json')}, "
+            + f"{mark('plain')}, NULL"
+        )
+        rows = [f"({enqueued if queued else pending})" for queued in enqueue]
         sql = template.replace("/* rows */", ",\n       ".join(rows))
         if len(_INSERT_STEPS_SQL) >= 256:
             _INSERT_STEPS_SQL.clear()
@@ -678,6 +828,15 @@ class SqlTransaction:
                 "now": self._ts(now),
                 "edges": self._json(edges),
             },
+        )
+
+    def insert_task_edges(
+        self, edges: Sequence[tuple[str, str, str]], name: str, now: datetime
+    ) -> None:
+        """Insert ``(from_step_uuid, to_step_uuid, task_uuid)`` edges of several tasks, named
+        ``name``, in one statement; duplicates are ignored."""
+        self._run(
+            "insert_task_edges", {"name": name, "now": self._ts(now), "edges": self._json(edges)}
         )
 
     def task_steps(self, task_uuid: str) -> list[StepRecord]:

@@ -72,6 +72,7 @@ _DEFERRABLE_QUERIES = (
     "insert_step",
     "insert_edge",
     "insert_edges",
+    "insert_task_edges",
     "insert_result_audit",
     "insert_result_audits",
     "bump_held_task",
@@ -111,6 +112,9 @@ class PostgresDialect:
 
     def placeholder(self, name: str, kind: str) -> str:
         return f"%({name})s::jsonb" if kind == "json" else f"%({name})s"
+
+    def marker(self, kind: str) -> str:
+        return "%s::jsonb" if kind == "json" else "%s"
 
     def json_param(self, value: Any) -> Any:
         return _JSON_ENCODER.encode(value)

@@ -66,6 +66,9 @@ class SqliteDialect:
     def placeholder(self, name: str, kind: str) -> str:  # noqa: ARG002 - one marker for all kinds
         return f":{name}"
 
+    def marker(self, kind: str) -> str:  # noqa: ARG002 - one marker for all kinds
+        return "?"
+
     def json_param(self, value: Any) -> Any:
         return _JSON_ENCODER.encode(value)
 

@@ -41,6 +41,19 @@ VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, :state, :cont
 ON CONFLICT (identity_hash) DO NOTHING
 RETURNING task_uuid;
 
+-- name: insert_tasks
+-- New task rows, one VALUES row per task in place of the marker (as insert_task, each row's trigger
+-- writes its transitions); a row whose identity_hash exists, or repeats an earlier row's, returns
+-- nothing.
+INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
+                   identity_hash, initiator, source_system, reason, tags, priority,
+                   correlation_id, parent_correlation_id, requested_at, complete, completed_at,
+                   transition_count, state_entered_at, created_at, updated_at, last_event,
+                   last_metadata, last_transition_uuid, last_processor_uuid, last_path)
+VALUES /* rows */
+ON CONFLICT (identity_hash) DO NOTHING
+RETURNING task_uuid;
+
 -- name: task_by_identity
 -- The task that holds an identity hash.
 SELECT task_uuid FROM tasks WHERE identity_hash = :identity_hash;
@@ -72,7 +85,7 @@ VALUES (:from_step_uuid, :to_step_uuid, :name, :task_uuid, :now)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_steps
--- A new task's steps, in order: the store puts one VALUES row per step in place of the marker (a trigger
+-- New tasks' steps, in order: the store puts one VALUES row per step in place of the marker (a trigger
 -- writes each one's transitions: the initial one, or both listed in its path when it is inserted
 -- enqueued); (task, name) is unique.
 INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
@@ -87,6 +100,15 @@ ON CONFLICT (task_uuid, name) DO NOTHING;
 -- Dependency edges from a JSON array of [from_step_uuid, to_step_uuid]; duplicates are ignored.
 INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)
 SELECT e.value ->> 0, e.value ->> 1, :name, :task_uuid, :now
+FROM json_each(:edges) e
+WHERE true
+ON CONFLICT DO NOTHING;
+
+-- name: insert_task_edges
+-- Dependency edges of several tasks from a JSON array of [from_step_uuid, to_step_uuid, task_uuid];
+-- duplicates are ignored.
+INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)
+SELECT e.value ->> 0, e.value ->> 1, :name, e.value ->> 2, :now
 FROM json_each(:edges) e
 WHERE true
 ON CONFLICT DO NOTHING;
