@@ -34,6 +34,7 @@ RESOLVE_BODY = {"action_type": "resolve_manually", "reason": "r"}
 
 ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/tasks", "tasks:create", TASK_BODY),
+    ("POST", "/v1/tasks/batch", "tasks:create", {"tasks": [TASK_BODY]}),
     ("GET", "/v1/tasks", "tasks:list", None),
     ("GET", f"/v1/tasks/{NIL}", "tasks:read", None),
     ("GET", f"/v1/tasks/{NIL}/summary", "tasks:read", None),

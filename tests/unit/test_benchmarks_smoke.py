@@ -37,8 +37,9 @@ def test_quick_run_checks_every_workload_and_counts_sql(capsys: pytest.CaptureFi
         got = workloads[name]
         assert figures <= set(got), name
         assert all(got[f] > 0 for f in figures), (name, got)
-        # Claiming and recording a step takes several statements and at least one commit.
-        assert got["statements_per_step"] > 1, (name, got)
+        # Statements and commits were counted (set-based statements serve many steps each,
+        # so a step may cost less than one).
+        assert got["statements_per_step"] > 0, (name, got)
         assert got["commits_per_step"] > 0, (name, got)
         assert got["counted_by"] == "store.stats"
     # QUICK sizes: 3 latency runs of 4 steps, 4 batch workers + analyzer + convergence, 20 leaves.
