@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     run.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     run.add_argument(
         "--only", default="", help=f"comma-separated subset of: {', '.join(WORKLOADS)}"
+    )
+    run.add_argument(
+        "--create-batch",
+        type=int,
+        default=FULL.create_batch,
+        help="tasks per submit_many call in the throughput workloads; 1: create_task per task",
     )
     run.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness only")
     run.add_argument("--save", metavar="PATH", help="also write the JSON report to PATH")
@@ -162,6 +168,7 @@ def _table(report: dict[str, Any], results: dict[str, Result]) -> str:
     lines = [
         f"tasker benchmarks, {report['date']}: backend {report['backend']}, "
         f"workers {report['workers']} x {report['concurrency']} threads, "
+        f"tasks created {report['create_batch']} per call, "
         f"{report['machine']['cpus']} CPUs{' (QUICK sizes)' if report['quick'] else ''}",
         "",
     ]
@@ -180,7 +187,7 @@ def _table(report: dict[str, Any], results: dict[str, Result]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    scale: Scale = QUICK if args.quick else FULL
+    scale: Scale = replace(QUICK if args.quick else FULL, create_batch=args.create_batch)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     server = _server(args.backend)
@@ -198,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         "server": server.description,
         "workers": args.workers,
         "concurrency": args.concurrency,
+        "create_batch": args.create_batch,
         "settings": dict(SETTINGS),
         "quick": args.quick,
         "machine": {

@@ -35,6 +35,8 @@ class Scale:
     batch_workers: int = 200
     fanout_width: int = 1000
     timeout_s: float = 600.0
+    # Tasks per Tasker.submit_many call in the throughput workloads; 1: create_task per task.
+    create_batch: int = 50
 
 
 FULL = Scale()
@@ -99,10 +101,6 @@ class CheckFailed(Exception):
 # -- expected values ----------------------------------------------------------------------
 
 SEEDS = (2, 3, 4)
-# The throughput workloads create their tasks "at once": ``Tasker.submit_many`` calls of this
-# many tasks each (one transaction per call), so the workers start on the first ones while the
-# caller writes the rest.
-CREATE_CHUNK = 50
 
 
 def expected_linear4(seed: int) -> dict[str, int]:
@@ -189,16 +187,20 @@ def _many(
         with session.measure() as measured:
             started = time.perf_counter()
             tasks: list[tuple[str, int]] = []
-            for first in range(0, count, CREATE_CHUNK):
-                indexes = range(first, min(first + CREATE_CHUNK, count))
+            # "Created at once": Tasker.submit_many calls of create_batch tasks (one transaction
+            # each), so the workers start on the first ones while the caller writes the rest.
+            chunk = max(scale.create_batch, 1)
+            for first in range(0, count, chunk):
+                indexes = range(first, min(first + chunk, count))
                 seeds = [SEEDS[index % len(SEEDS)] for index in indexes]
-                created = session.create_many(
-                    template,
-                    (
-                        {"seed": seed, "run": run_id, "i": index}
-                        for index, seed in zip(indexes, seeds, strict=True)
-                    ),
-                )
+                contexts = [
+                    {"seed": seed, "run": run_id, "i": index}
+                    for index, seed in zip(indexes, seeds, strict=True)
+                ]
+                if chunk == 1:
+                    created = [session.create(template, contexts[0])]
+                else:
+                    created = session.create_many(template, contexts)
                 tasks.extend(zip(created, seeds, strict=True))
             session.wait_settled(count, scale.timeout_s)
             wall = time.perf_counter() - started
