@@ -373,55 +373,7 @@ class SqlTransaction:
         appends every transition row from ``last_path``, as ``transition_task_path`` would
         have, in the same statement. The caller checked them against the state table.
         """
-        params = dict(values)
-        params["context"] = self._json(params["context"])
-        params["tags"] = self._json(params["tags"])
-        params["now"] = self._ts(now)
-        params["processor_uuid"] = self.processor_uuid
-        initial = _transition_metadata("initial", now, metadata)
-        transition_uuid = new_uuid()
-        if not moves:
-            params.update(
-                state=TaskState.PENDING.value,
-                steps=1,
-                event="initial",
-                metadata=self._json(initial),
-                transition_uuid=transition_uuid,
-                path=None,
-            )
-            return self._one("insert_task", params) is not None
-        rows: list[JSONObject] = [
-            {
-                "uuid": transition_uuid,
-                "from": None,
-                "to": "pending",
-                "event": "initial",
-                "metadata": initial,
-            }
-        ]
-        state = TaskState.PENDING
-        for target, event, extra in moves:
-            rows.append(
-                {
-                    "uuid": new_uuid(),
-                    "from": state.value,
-                    "to": target.value,
-                    "event": event,
-                    "metadata": _transition_metadata(event, now, extra),
-                }
-            )
-            state = target
-        last = rows[-1]
-        params.update(
-            state=state.value,
-            steps=len(rows),
-            event=last["event"],
-            metadata=self._json(last["metadata"]),
-            transition_uuid=last["uuid"],
-            path=self._json(rows),
-        )
-        inserted = self._one("insert_task", params) is not None
-        return self._task_moved(str(params["task_uuid"]), state, inserted)
+        return bool(self.insert_tasks([NewTask(values, moves)], now, metadata))
 
     def insert_tasks(
         self, tasks: Sequence[NewTask], now: datetime, metadata: JSONObject | None = None

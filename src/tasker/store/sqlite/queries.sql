@@ -25,26 +25,10 @@ RETURNING named_task_uuid;
 -- Every registered template.
 SELECT named_task_uuid, configuration FROM named_tasks ORDER BY namespace, name, version;
 
--- name: insert_task
--- A new task row (a trigger writes its transitions: the initial one, or every one in :path when the
--- task is inserted after its first pass); a duplicate identity_hash: no row.
-INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
-                   identity_hash, initiator, source_system, reason, tags, priority,
-                   correlation_id, parent_correlation_id, requested_at, complete, completed_at,
-                   transition_count, state_entered_at, created_at, updated_at, last_event,
-                   last_metadata, last_transition_uuid, last_processor_uuid, last_path)
-VALUES (:task_uuid, :named_task_uuid, :namespace, :name, :version, :state, :context,
-        :identity_hash, :initiator, :source_system, :reason, :tags, :priority,
-        :correlation_id, :parent_correlation_id, :now, :state = 'complete',
-        CASE WHEN :state = 'complete' THEN :now END, :steps, :now, :now, :now, :event,
-        :metadata, :transition_uuid, :processor_uuid, :path)
-ON CONFLICT (identity_hash) DO NOTHING
-RETURNING task_uuid;
-
 -- name: insert_tasks
--- New task rows, one VALUES row per task in place of the marker (as insert_task, each row's trigger
--- writes its transitions); a row whose identity_hash exists, or repeats an earlier row's, returns
--- nothing.
+-- New task rows, one VALUES row per task in place of the marker (each row's trigger writes its
+-- transitions: the initial one, or every one in its last_path when the task is inserted after its
+-- first pass); a row whose identity_hash exists, or repeats an earlier row's, returns nothing.
 INSERT INTO tasks (task_uuid, named_task_uuid, namespace, name, version, state, context,
                    identity_hash, initiator, source_system, reason, tags, priority,
                    correlation_id, parent_correlation_id, requested_at, complete, completed_at,
