@@ -22,7 +22,7 @@ from tasker.orchestration.expansion import apply_outcome
 from tasker.orchestration.lifecycle import evaluate_locked_task, evaluate_locked_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import FencedResult, LockedTask, new_uuid
+from tasker.store.sql import FencedResult, LockedTask
 
 __all__ = [
     "ResultGroup",
@@ -74,14 +74,14 @@ def claim_step_rows(
 ) -> list[tuple[Claim, StepRecord]]:
     """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
 
-    Two statements for any ``limit``: the candidates, then one ``UPDATE`` that claims them
-    all, each under its own claim token and with its own transition row.
+    The store claims them all at once, each under its own claim token and with its own
+    transition row (two statements for any ``limit``; one on PostgreSQL, which also reads
+    the claimed steps' ancestor results with them).
     """
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
-    candidates = tx.claim_candidates(namespaces, limit)
-    tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
-    rows = tx.start_steps(
-        tokens,
+    claimed = tx.claim_enqueued_steps(
+        namespaces,
+        limit,
         StepEvent.START.value,
         now,
         worker_id=worker_id,
@@ -90,11 +90,17 @@ def claim_step_rows(
     )
     claims = [
         (
-            Claim(task_uuid, step_uuid, tokens[step_uuid], worker_id, attempts, lease_expires_at),
-            rows[step_uuid],
+            Claim(
+                row.task_uuid,
+                row.workflow_step_uuid,
+                token,
+                worker_id,
+                row.attempts - 1,
+                lease_expires_at,
+            ),
+            row,
         )
-        for step_uuid, task_uuid, attempts in candidates
-        if step_uuid in rows
+        for row, token in claimed
     ]
     # A step this transaction enqueued and claims itself needs no other worker woken for it.
     tx.claimed_enqueued += sum(

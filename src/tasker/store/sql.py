@@ -1147,6 +1147,36 @@ class SqlTransaction:
         )
         return {str(r["workflow_step_uuid"]): self._step_record(r) for r in rows}
 
+    def claim_enqueued_steps(
+        self,
+        namespaces: Sequence[str] | None,
+        limit: int,
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> list[tuple[StepRecord, str]]:
+        """Claim up to ``limit`` enqueued steps (``claim_candidates``, then ``start_steps``
+        with a new claim token each).
+
+        Returns:
+            Each claimed step's row as the claim left it (``attempts`` already counts this
+            run) with its claim token, in the candidates' order.
+        """
+        candidates = self.claim_candidates(namespaces, limit)
+        tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
+        rows = self.start_steps(
+            tokens,
+            event,
+            now,
+            worker_id=worker_id,
+            lease_expires_at=lease_expires_at,
+            metadata=metadata,
+        )
+        return [(rows[s], tokens[s]) for s, _, _ in candidates if s in rows]
+
     def _start_step(
         self,
         tokens: Mapping[str, str],

@@ -33,8 +33,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from tasker.domain.model import JSONObject
-from tasker.domain.states import TaskState
+from tasker.domain.model import JSONObject, StepRecord
+from tasker.domain.states import StepState, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
 from tasker.store.queries import load_query_files
@@ -42,6 +42,7 @@ from tasker.store.sql import (
     LockedTask,
     SqlTransaction,
     StoreStats,
+    _transition_metadata,
     new_uuid,
 )
 
@@ -227,6 +228,54 @@ class _PostgresTransaction(SqlTransaction):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._locked_tasks: set[str] = set()
+        # Ancestor results of the steps this transaction claimed, read with the claim.
+        self._claimed_ancestors: dict[str, dict[str, JSONObject]] = {}
+
+    def claim_enqueued_steps(
+        self,
+        namespaces: Sequence[str] | None,
+        limit: int,
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> list[tuple[StepRecord, str]]:
+        """The candidates and their claim in one statement (``claim_steps_any`` /
+        ``claim_steps_in``), which also reads each claimed step's ancestor results: the
+        handler context's ``ancestor_results`` then needs no statement of its own."""
+        params: dict[str, Any] = {
+            "limit": limit,
+            "tokens": [new_uuid() for _ in range(limit)],
+            "transition_uuids": [new_uuid() for _ in range(limit)],
+            "from_state": StepState.ENQUEUED.value,
+            "now": now,
+            "event": event,
+            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "worker_id": worker_id,
+            "lease_expires_at": lease_expires_at,
+        }
+        if namespaces:
+            params["namespaces"] = json.dumps(list(namespaces))
+        rows = self._all("claim_steps_in" if namespaces else "claim_steps_any", params)
+        claimed: list[tuple[StepRecord, str]] = []
+        for row in rows:
+            record = self._step_record(row)
+            self._claimed_ancestors[record.workflow_step_uuid] = {
+                str(name): results for name, results in row["ancestor_results"] or ()
+            }
+            claimed.append((record, str(row["claim_token"])))
+        return claimed
+
+    def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
+        found = self._claimed_ancestors.pop(step_uuid, None)
+        return super().ancestor_results(step_uuid) if found is None else found
+
+    def ancestor_results_of(self, step_uuids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
+        if all(step_uuid in self._claimed_ancestors for step_uuid in step_uuids):
+            return {step_uuid: self._claimed_ancestors.pop(step_uuid) for step_uuid in step_uuids}
+        return super().ancestor_results_of(step_uuids)
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         locked = super().lock_task(task_uuid)

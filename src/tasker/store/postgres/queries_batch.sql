@@ -142,3 +142,92 @@ SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
 WHERE task_uuid = ANY (:task_uuids::text[])
 GROUP BY task_uuid, state
 ORDER BY kind DESC, created_at, seq;
+
+-- name: claim_steps_any
+-- claim_candidates_any and start_steps in one statement, with each claimed step's ancestor_results
+-- (a JSON array of [name, results] pairs, in ancestor_results' order): up to :limit enqueued steps
+-- of any namespace, skipping rows another claimer holds, each moved enqueued -> in_progress under
+-- its own claim token. FOR UPDATE forbids a window function in the same SELECT, so the candidates
+-- are numbered in a second one; candidate n takes :tokens[n] and :transition_uuids[n] (arrays of
+-- at least :limit). The UPDATE compares the state with :from_state ('enqueued'), not a literal,
+-- so that the planner looks the rows up by primary key (see start_steps). The ancestors are read
+-- in the same statement: the claimed rows are not among them, and steps this transaction wrote
+-- earlier are visible to it.
+WITH candidates AS MATERIALIZED (
+    SELECT workflow_step_uuid FROM workflow_steps
+    WHERE state = 'enqueued'
+    ORDER BY priority DESC, enqueued_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS MATERIALIZED (
+    SELECT workflow_step_uuid, row_number() OVER () AS n FROM candidates
+),
+claimed AS (
+    UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
+        last_path = NULL, updated_at = :now, last_event = :event,
+        last_metadata = :metadata::jsonb,
+        last_transition_uuid = (:transition_uuids::text[])[c.n], in_process = true,
+        attempts = s.attempts + 1, last_attempted_at = :now,
+        claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
+        lease_expires_at = :lease_expires_at
+    FROM numbered c
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid AND s.state = :from_state
+    RETURNING s.*, c.n AS claim_n
+)
+SELECT c.*, (
+    WITH RECURSIVE ancestors(uuid) AS (
+        SELECT e.from_step_uuid FROM workflow_step_edges e
+        WHERE e.to_step_uuid = c.workflow_step_uuid
+        UNION
+        SELECT e.from_step_uuid FROM workflow_step_edges e
+        JOIN ancestors a ON e.to_step_uuid = a.uuid
+    )
+    SELECT json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+    FROM workflow_steps p
+    WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+      AND p.processed AND p.results IS NOT NULL
+) AS ancestor_results
+FROM claimed c
+ORDER BY c.claim_n;
+
+-- name: claim_steps_in
+-- claim_steps_any for the steps of the namespaces of :namespaces (a JSON list).
+WITH candidates AS MATERIALIZED (
+    SELECT workflow_step_uuid FROM workflow_steps
+    WHERE state = 'enqueued'
+      AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
+    ORDER BY priority DESC, enqueued_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS MATERIALIZED (
+    SELECT workflow_step_uuid, row_number() OVER () AS n FROM candidates
+),
+claimed AS (
+    UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
+        last_path = NULL, updated_at = :now, last_event = :event,
+        last_metadata = :metadata::jsonb,
+        last_transition_uuid = (:transition_uuids::text[])[c.n], in_process = true,
+        attempts = s.attempts + 1, last_attempted_at = :now,
+        claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
+        lease_expires_at = :lease_expires_at
+    FROM numbered c
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid AND s.state = :from_state
+    RETURNING s.*, c.n AS claim_n
+)
+SELECT c.*, (
+    WITH RECURSIVE ancestors(uuid) AS (
+        SELECT e.from_step_uuid FROM workflow_step_edges e
+        WHERE e.to_step_uuid = c.workflow_step_uuid
+        UNION
+        SELECT e.from_step_uuid FROM workflow_step_edges e
+        JOIN ancestors a ON e.to_step_uuid = a.uuid
+    )
+    SELECT json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+    FROM workflow_steps p
+    WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+      AND p.processed AND p.results IS NOT NULL
+) AS ancestor_results
+FROM claimed c
+ORDER BY c.claim_n;
