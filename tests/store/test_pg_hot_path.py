@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 import pytest
 
 from tasker.domain.model import Claim, StepRecord, TaskRequest
-from tasker.domain.states import StepState
+from tasker.domain.states import StepState, TaskState
+from tasker.errors import StoreError
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import ResultOutcome, claim_step_rows, submit_result
+from tasker.orchestration.steps import ResultGroup, ResultOutcome, claim_step_rows, submit_result
 from tasker.orchestration.templates import TemplateCache
+from tasker.store import Store
 from tasker.store.postgres import PostgresStore
-from tasker.store.sql import SqlTransaction
+from tasker.store.sql import FencedResult, SqlTransaction
 from tasker.templates import load_template_text
-
-pytestmark = pytest.mark.postgres
 
 NOW = datetime(2026, 1, 6, 12, 0, tzinfo=UTC)
 DIAMOND = """
@@ -34,7 +34,7 @@ steps:
 
 
 @pytest.fixture
-def store(fresh_pg_dsn: str) -> Iterator[PostgresStore]:
+def pg_store(fresh_pg_dsn: str) -> Iterator[PostgresStore]:
     opened = PostgresStore(fresh_pg_dsn)
     try:
         yield opened
@@ -45,8 +45,7 @@ def store(fresh_pg_dsn: str) -> Iterator[PostgresStore]:
 TEMPLATE = load_template_text(DIAMOND, "diamond.yaml")
 
 
-@pytest.fixture
-def templates(store: PostgresStore) -> TemplateCache:
+def templates_of(store: Store) -> TemplateCache:
     cache = TemplateCache("test")
     with store.transaction() as tx:
         cache.register(tx, TEMPLATE)
@@ -61,9 +60,7 @@ def claim(
     )
 
 
-def succeed(
-    store: PostgresStore, templates: TemplateCache, claimed: tuple[Claim, StepRecord]
-) -> None:
+def succeed(store: Store, templates: TemplateCache, claimed: tuple[Claim, StepRecord]) -> None:
     claim, step = claimed
     document = {"success": True, "result": {"name": step.name}, "metadata": {}}
     with store.transaction() as tx:
@@ -79,9 +76,12 @@ def succeed(
     assert outcome is ResultOutcome.APPLIED
 
 
+@pytest.mark.postgres
 def test_one_statement_claims_several_steps_each_under_its_own_token_with_its_ancestors(
-    store: PostgresStore, templates: TemplateCache
+    pg_store: PostgresStore,
 ) -> None:
+    store = pg_store
+    templates = templates_of(store)
     with store.transaction() as tx:
         create_task(tx, templates, TaskRequest(name="diamond", namespace="hot"), NOW)
     with store.transaction() as tx:
@@ -125,9 +125,12 @@ def test_one_statement_claims_several_steps_each_under_its_own_token_with_its_an
     assert ancestors["left"]["result"] == {"name": "left"}
 
 
+@pytest.mark.postgres
 def test_a_claim_skips_steps_another_transaction_holds_and_takes_the_next(
-    store: PostgresStore, templates: TemplateCache
+    pg_store: PostgresStore,
 ) -> None:
+    store = pg_store
+    templates = templates_of(store)
     for n in range(3):
         with store.transaction() as tx:
             create_task(
@@ -141,3 +144,114 @@ def test_a_claim_skips_steps_another_transaction_holds_and_takes_the_next(
     assert len(held) == 1
     assert len(taken) == 2
     assert held[0][0].step_uuid not in {c.step_uuid for c, _ in taken}
+
+
+def test_a_group_stores_its_plain_successes_audits_them_and_refuses_a_superseded_claim(
+    store: Store,
+) -> None:
+    """Both backends: the results of a group's plain successes are stored and audited
+    together (on PostgreSQL in one round trip with the tasks' locks and steps); a result under
+    a superseded claim is refused and leaves no trace; the tasks move on."""
+    templates = templates_of(store)
+    for n in range(2):
+        with store.transaction() as tx:
+            create_task(
+                tx, templates, TaskRequest(name="diamond", namespace="hot", context={"n": n}), NOW
+            )
+    with store.transaction() as tx:
+        (first, _), (second, _) = claim(tx, 2)
+    stale = Claim(
+        second.task_uuid,
+        second.step_uuid,
+        "not-the-token",
+        second.worker_id,
+        second.attempts_before,
+        second.lease_expires_at,
+    )
+    top = TEMPLATE.step("top")
+    group = ResultGroup()
+    with store.transaction() as tx:
+        for c in (first, stale):
+            group.submit(
+                templates,
+                c,
+                {"success": True, "result": {"n": 1}, "metadata": {}},
+                NOW,
+                jitter=False,
+                correlation_id="corr",
+                step_template=top,
+            )
+        outcomes = group.finish(tx, NOW)
+
+    assert outcomes == [ResultOutcome.APPLIED, ResultOutcome.REFUSED]
+    with store.read() as tx:
+        audit = tx.step_audit(first.task_uuid, first.step_uuid)
+        assert [
+            (a["to_state"], a["success"], a["correlation_id"], a["attempt"]) for a in audit
+        ] == [("enqueued_for_orchestration", True, "corr", 1)]
+        assert tx.step_audit(second.task_uuid, second.step_uuid) == []
+        stored = tx.get_step(first.step_uuid)
+        untouched = tx.get_step(second.step_uuid)
+        children = {s.name: s.state for s in tx.task_steps(first.task_uuid)}
+        task = tx.get_task(first.task_uuid)
+    assert stored is not None
+    assert untouched is not None
+    assert task is not None
+    assert (stored.state, stored.results) == (
+        StepState.COMPLETE,
+        {"success": True, "result": {"n": 1}, "metadata": {}},
+    )
+    assert (untouched.state, untouched.results) == (StepState.IN_PROGRESS, None)
+    assert children == {
+        "top": StepState.COMPLETE,
+        "left": StepState.ENQUEUED,
+        "right": StepState.ENQUEUED,
+        "bottom": StepState.PENDING,
+    }
+    assert task.state is TaskState.STEPS_IN_PROCESS
+
+
+@pytest.mark.postgres
+def test_enqueueing_steps_read_ready_under_the_task_lock_is_not_waited_for_but_checked(
+    pg_store: PostgresStore,
+) -> None:
+    """The ready steps a pass enqueues cannot have moved under the task's lock, so their
+    UPDATE is sent with the next statement; if one had moved after all (a bug), the
+    transaction fails instead of committing without it."""
+    store = pg_store
+    templates = templates_of(store)
+    with store.transaction() as tx:
+        create_task(tx, templates, TaskRequest(name="diamond", namespace="hot"), NOW)
+    with store.transaction() as tx:
+        ((top, _),) = claim(tx, 1)
+    with store.transaction() as tx:
+        tx.complete_fenced_steps(
+            [FencedResult(top.step_uuid, top.token, {"success": True}, NOW)],
+            StepState.IN_PROGRESS,
+            (StepState.ENQUEUED_FOR_ORCHESTRATION, "enqueue_for_orchestration"),
+            StepState.COMPLETE,
+            "complete",
+        )
+
+    def enqueue_after_a_ready_step_moved() -> None:
+        with store.transaction() as tx:
+            assert tx.lock_task(top.task_uuid) is not None
+            ready, _ = tx.step_overview(top.task_uuid, NOW)
+            assert len(ready) == 2
+            # Behind orchestration's back, as only a bug could:
+            tx.execute(
+                "UPDATE workflow_steps SET state = 'cancelled' WHERE workflow_step_uuid = %(s)s",
+                {"s": ready[0][0]},
+            )
+            before = store.stats.statements
+            moved = tx.enqueue_steps(ready, StepState.ENQUEUED, "enqueue", NOW)
+            assert moved == {step_uuid for step_uuid, _ in ready}
+            assert store.stats.statements == before + 1
+
+    with pytest.raises(StoreError, match="were still in those states") as raised:
+        enqueue_after_a_ready_step_moved()
+
+    assert type(raised.value) is StoreError
+    with store.read() as tx:
+        states = sorted(s.state.value for s in tx.task_steps(top.task_uuid))
+    assert states == ["complete", "pending", "pending", "pending"]

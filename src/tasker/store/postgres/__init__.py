@@ -39,8 +39,11 @@ from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnava
 from tasker.store.migrate import discover_migrations
 from tasker.store.queries import load_query_files
 from tasker.store.sql import (
+    FencedResult,
     LockedTask,
     SqlTransaction,
+    StepOverview,
+    StepTransition,
     StoreStats,
     _transition_metadata,
     new_uuid,
@@ -77,6 +80,7 @@ _DEFERRABLE_QUERIES = (
     "insert_result_audits",
     "bump_held_task",
     "bump_held_tasks",
+    "enqueue_held_steps",
 )
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
@@ -174,6 +178,13 @@ class _Connection:
             cursor = self._conn.execute(sql, params)
         return cursor  # leaving the pipeline read every result and raised the first error
 
+    def hold(self, sql: str, params: Any) -> _Result:
+        """Hold ``sql`` until the next statement that is read (whatever its text); its result
+        is there to read after that."""
+        result = _Result(self, None)
+        self._held.append((sql, params, result))
+        return result
+
     def send_held(self) -> None:
         """Send what is held now (somebody asked for a held statement's result)."""
         if self._held:
@@ -230,6 +241,115 @@ class _PostgresTransaction(SqlTransaction):
         self._locked_tasks: set[str] = set()
         # Ancestor results of the steps this transaction claimed, read with the claim.
         self._claimed_ancestors: dict[str, dict[str, JSONObject]] = {}
+        # Steps read as ready (step_overview) while this transaction held their task's lock,
+        # with the state they were read in; nobody else can move them until it ends.
+        self._ready_under_lock: dict[str, StepState] = {}
+
+    def step_overview(
+        self, task_uuid: str, now: datetime
+    ) -> tuple[list[tuple[str, StepState]], dict[StepState, int]]:
+        overview = super().step_overview(task_uuid, now)
+        if task_uuid in self._locked_tasks:
+            self._ready_under_lock.update(overview[0])
+        return overview
+
+    def step_overviews(
+        self, task_uuids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]]:
+        overviews = super().step_overviews(task_uuids, now)
+        for task_uuid, (ready, _) in overviews.items():
+            if task_uuid in self._locked_tasks:
+                self._ready_under_lock.update(ready)
+        return overviews
+
+    def lock_and_complete_fenced_steps(
+        self,
+        task_uuids: Sequence[str],
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+    ) -> tuple[dict[str, LockedTask], dict[str, str], dict[str, StepOverview]]:
+        """One round trip: the tasks locked (``lock_tasks``), the results stored and audited
+        (``complete_fenced_steps_audited``, one statement), and the ``step_overviews`` of
+        all the tasks, read after both, in that order.
+
+        The results are sent before their tasks are known to exist: a step exists only with
+        its task, so a missing task's results find no row to store. An overview that turns
+        out not to be needed (a result refused, a finished task) is a read thrown away.
+        """
+        conn = cast(_Connection, self._conn)
+        keys = self._d.array_param(sorted(set(task_uuids)))
+        rows, moved_via = self._fenced_rows(results, from_state, via, to_state, event)
+        for row, audit in zip(rows, audits, strict=True):
+            row["task_uuid"] = audit["task_uuid"]
+            row["via_uuid"] = moved_via[row["step_uuid"]]
+            row["audit_uuid"] = new_uuid()
+            row["worker_uuid"] = audit["worker_uuid"]
+            row["correlation_id"] = audit["correlation_id"]
+            row["execution_time_ms"] = audit["execution_time_ms"]
+            row["attempt"] = audit["attempt"]
+        self._stats.statements += 2  # the two held here; execute counts the third
+        lock = conn.hold(self._q["lock_tasks"], {"task_uuids": keys})
+        fenced = conn.hold(
+            self._q["complete_fenced_steps_audited"],
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
+        )
+        read = self.execute(self._q["step_overviews"], {"task_uuids": keys, "now": now})
+        overview_rows = read.fetchall()
+        locked = {
+            str(r["task_uuid"]): LockedTask(
+                str(r["task_uuid"]),
+                TaskState(r["state"]),
+                r["namespace"],
+                str(r["named_task_uuid"]),
+            )
+            for r in lock.fetchall()
+        }
+        self._locked_tasks.update(locked)
+        moved = {str(r["workflow_step_uuid"]): str(r["via_uuid"]) for r in fenced.fetchall()}
+        overviews: dict[str, StepOverview] = {task_uuid: ([], {}) for task_uuid in locked}
+        self._add_overview_rows(
+            overviews, (r for r in overview_rows if str(r["task_uuid"]) in locked)
+        )
+        for ready, _ in overviews.values():
+            self._ready_under_lock.update(ready)
+        return locked, moved, overviews
+
+    def transition_step(self, step_uuid: str, *args: Any, **kwargs: Any) -> StepTransition | None:
+        self._ready_under_lock.pop(step_uuid, None)
+        return super().transition_step(step_uuid, *args, **kwargs)
+
+    def enqueue_steps(
+        self,
+        steps: Sequence[tuple[str, StepState]],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        *,
+        through: Mapping[StepState, tuple[StepState, str]] | None = None,
+    ) -> set[str]:
+        """Steps read as ready under their task's lock (the usual case: a pass enqueues what
+        its ``step_overview`` found) cannot lose the compare-and-set, so their ``UPDATE`` is
+        sent without waiting (``enqueue_held_steps``, which fails the transaction if a step
+        was in another state after all) and they are all reported moved."""
+        ready = self._ready_under_lock
+        if not steps or any(ready.get(step_uuid) is not state for step_uuid, state in steps):
+            return super().enqueue_steps(steps, to_state, event, now, through=through)
+        params = self._enqueue_params(steps, to_state, event, now, through)
+        params["expected"] = len(steps)
+        self._run("enqueue_held_steps", params)
+        for step_uuid, _ in steps:
+            ready.pop(step_uuid, None)
+        return {step_uuid for step_uuid, _ in steps}
 
     def claim_enqueued_steps(
         self,

@@ -231,3 +231,54 @@ SELECT c.*, (
 ) AS ancestor_results
 FROM claimed c
 ORDER BY c.claim_n;
+
+-- name: enqueue_held_steps
+-- enqueue_steps for steps this transaction read as ready (step_overview) while holding their task's
+-- row lock: pending or waiting for a retry, states that only a pass under that lock changes, so
+-- the store does not wait for the result (see bump_held_task); a step found in another state (a
+-- bug) fails the statement. :expected is the number of rows of :moves.
+WITH moved AS (
+    UPDATE workflow_steps s SET state = :to_state,
+        transition_count = s.transition_count + c.steps, last_path = c.path::jsonb,
+        updated_at = :now, last_event = :event, last_metadata = :metadata::jsonb,
+        last_transition_uuid = c.transition_uuid, enqueued_at = :now
+    FROM jsonb_to_recordset(:moves::jsonb)
+         AS c(step_uuid text, from_state text, steps integer, path text, transition_uuid text)
+    WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+      AND s.workflow_step_uuid = ANY (:keys::text[])
+    RETURNING 1
+)
+SELECT tasker_fail('of ' || :expected || ' steps ready under this transaction''s own task locks,'
+                   || ' only ' || (SELECT COUNT(*) FROM moved) || ' were still in those states')
+WHERE (SELECT COUNT(*) FROM moved) <> :expected;
+
+-- name: complete_fenced_steps_audited
+-- complete_fenced_steps, and in the same statement the result audit row of each step that moved
+-- (insert_result_audits; the audit row names its step's via transition, :results' via_uuid). A
+-- result whose claim was superseded moves nothing and gets no audit row.
+WITH moved AS (
+    UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + 2,
+        last_path = c.path::jsonb, updated_at = c.now, last_event = :event,
+        last_metadata = c.metadata::jsonb, last_transition_uuid = c.transition_uuid,
+        in_process = false, results = c.results::jsonb, claim_token = NULL,
+        lease_expires_at = NULL, processed = true, processed_at = c.now
+    FROM jsonb_to_recordset(:results::jsonb)
+         AS c(step_uuid text, from_state text, claim_token text, results text, now timestamptz,
+              path text, metadata text, transition_uuid text, task_uuid text, via_uuid text,
+              audit_uuid text, worker_uuid text, correlation_id text,
+              execution_time_ms double precision, attempt integer)
+    WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+      AND s.claim_token = c.claim_token
+      AND s.workflow_step_uuid = ANY (:keys::text[])
+    RETURNING s.workflow_step_uuid, c.task_uuid, c.via_uuid, c.audit_uuid, c.now, c.worker_uuid,
+              c.correlation_id, c.execution_time_ms, c.attempt
+),
+audited AS (
+    INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+        workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id,
+        success, execution_time_ms, attempt)
+    SELECT audit_uuid, workflow_step_uuid, via_uuid, task_uuid, now, worker_uuid, correlation_id,
+           true, execution_time_ms, attempt
+    FROM moved
+)
+SELECT workflow_step_uuid, via_uuid FROM moved;
