@@ -255,3 +255,49 @@ def test_enqueueing_steps_read_ready_under_the_task_lock_is_not_waited_for_but_c
     with store.read() as tx:
         states = sorted(s.state.value for s in tx.task_steps(top.task_uuid))
     assert states == ["complete", "pending", "pending", "pending"]
+
+
+@pytest.mark.postgres
+def test_claiming_a_root_step_brings_its_task_row_and_what_a_claim_read_is_dropped_later(
+    pg_store: PostgresStore,
+) -> None:
+    """The first step a worker claims of a task is a root step: its task's row comes with
+    the claim. What the claim read is served as if read right after it, so any other
+    statement of the transaction drops it (the plain reads then run)."""
+    store = pg_store
+    templates = templates_of(store)
+    with store.transaction() as tx:
+        created = create_task(
+            tx, templates, TaskRequest(name="diamond", namespace="hot", context={"k": [1]}), NOW
+        )
+    with store.transaction() as tx:
+        ((top, _),) = claim(tx, 1)
+        before = store.stats.statements
+        served = tx.get_tasks([top.task_uuid])
+        ancestors = tx.ancestor_results(top.step_uuid)
+        assert store.stats.statements == before
+        assert tx.get_tasks([top.task_uuid]) == served  # read now: one statement
+        assert store.stats.statements == before + 1
+    with store.read() as tx:
+        task = tx.get_task(created.task_uuid)
+    assert served == {top.task_uuid: task}
+    assert ancestors == {}
+    succeed(store, templates, (top, _step(store, top.step_uuid)))
+
+    with store.transaction() as tx:
+        (left, _), (right, _) = claim(tx, 2)
+        before = store.stats.statements
+        assert tx.get_tasks([left.task_uuid]) == served  # not a root step: read
+        assert store.stats.statements == before + 1
+        assert list(tx.ancestor_results(left.step_uuid)) == ["top"]  # a task read keeps them
+        assert store.stats.statements == before + 1
+        tx.step_state_counts(left.task_uuid)
+        assert list(tx.ancestor_results(right.step_uuid)) == ["top"]  # read again
+        assert store.stats.statements == before + 3
+
+
+def _step(store: Store, step_uuid: str) -> StepRecord:
+    with store.read() as tx:
+        step = tx.get_step(step_uuid)
+    assert step is not None
+    return step

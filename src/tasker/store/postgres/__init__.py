@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from tasker.domain.model import JSONObject, StepRecord
+from tasker.domain.model import JSONObject, StepRecord, TaskRecord
 from tasker.domain.states import StepState, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
@@ -82,6 +82,9 @@ _DEFERRABLE_QUERIES = (
     "bump_held_tasks",
     "enqueue_held_steps",
 )
+
+# The timestamp columns of a task row that TaskRecord holds.
+_TASK_TIMESTAMPS = ("requested_at", "created_at", "updated_at", "completed_at")
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
@@ -239,8 +242,11 @@ class _PostgresTransaction(SqlTransaction):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._locked_tasks: set[str] = set()
-        # Ancestor results of the steps this transaction claimed, read with the claim.
+        # Ancestor results of the steps this transaction claimed, read with the claim, and
+        # the rows (JSON text) of the tasks of the root steps among them: served as if read
+        # right after the claim, so dropped at the transaction's next statement.
         self._claimed_ancestors: dict[str, dict[str, JSONObject]] = {}
+        self._claimed_tasks: dict[str, str] = {}
         # Steps read as ready (step_overview) while this transaction held their task's lock,
         # with the state they were read in; nobody else can move them until it ends.
         self._ready_under_lock: dict[str, StepState] = {}
@@ -351,6 +357,12 @@ class _PostgresTransaction(SqlTransaction):
             ready.pop(step_uuid, None)
         return {step_uuid for step_uuid, _ in steps}
 
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        if self._claimed_ancestors or self._claimed_tasks:
+            self._claimed_ancestors.clear()
+            self._claimed_tasks.clear()
+        return super().execute(sql, params)
+
     def claim_enqueued_steps(
         self,
         namespaces: Sequence[str] | None,
@@ -385,8 +397,30 @@ class _PostgresTransaction(SqlTransaction):
             self._claimed_ancestors[record.workflow_step_uuid] = {
                 str(name): results for name, results in row["ancestor_results"] or ()
             }
+            if row["root_task_row"] is not None:
+                self._claimed_tasks[record.task_uuid] = row["root_task_row"]
             claimed.append((record, str(row["claim_token"])))
         return claimed
+
+    def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
+        wanted = list(task_uuids)
+        rows = {u: self._claimed_tasks.pop(u) for u in wanted if u in self._claimed_tasks}
+        # Reading task rows changes no step: the claim's ancestor results stay good.
+        ancestors, self._claimed_ancestors = self._claimed_ancestors, {}
+        try:
+            found = super().get_tasks([u for u in wanted if u not in rows])
+        finally:
+            self._claimed_ancestors = ancestors
+        found.update((task_uuid, self._task_from_json(row)) for task_uuid, row in rows.items())
+        return found
+
+    def _task_from_json(self, text: str) -> TaskRecord:
+        """A task row read as ``to_jsonb(t)::text``: its timestamps are ISO 8601 text."""
+        row = json.loads(text)
+        for column in _TASK_TIMESTAMPS:
+            if row[column] is not None:
+                row[column] = datetime.fromisoformat(row[column])
+        return self._task_record(row)
 
     def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
         found = self._claimed_ancestors.pop(step_uuid, None)

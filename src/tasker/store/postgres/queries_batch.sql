@@ -152,7 +152,9 @@ ORDER BY kind DESC, created_at, seq;
 -- at least :limit). The UPDATE compares the state with :from_state ('enqueued'), not a literal,
 -- so that the planner looks the rows up by primary key (see start_steps). The ancestors are read
 -- in the same statement: the claimed rows are not among them, and steps this transaction wrote
--- earlier are visible to it.
+-- earlier are visible to it. A step without parents, usually the first of its task that a worker
+-- claims, also brings its task's row (root_task_row, as JSON text), which the claimer would read
+-- next (get_tasks); a worker keeps the rows of tasks it claimed, so later steps don't.
 WITH candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued'
@@ -187,7 +189,11 @@ SELECT c.*, (
     FROM workflow_steps p
     WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
       AND p.processed AND p.results IS NOT NULL
-) AS ancestor_results
+) AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM workflow_step_edges e
+                          WHERE e.to_step_uuid = c.workflow_step_uuid)
+         THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
+    END AS root_task_row
 FROM claimed c
 ORDER BY c.claim_n;
 
@@ -228,7 +234,11 @@ SELECT c.*, (
     FROM workflow_steps p
     WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
       AND p.processed AND p.results IS NOT NULL
-) AS ancestor_results
+) AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM workflow_step_edges e
+                          WHERE e.to_step_uuid = c.workflow_step_uuid)
+         THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
+    END AS root_task_row
 FROM claimed c
 ORDER BY c.claim_n;
 
