@@ -4,6 +4,8 @@ next one that is read (docs/performance.md). Outcomes are compared with the plai
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -301,3 +303,32 @@ def _step(store: Store, step_uuid: str) -> StepRecord:
         step = tx.get_step(step_uuid)
     assert step is not None
     return step
+
+
+@pytest.mark.postgres
+def test_while_listening_one_waiting_thread_polls_and_the_others_wait_for_news(
+    pg_store: PostgresStore,
+) -> None:
+    store = pg_store
+    seen = store.wait_for_work(store.work_sequence(), 5.0)  # returns once it listens
+    returned: dict[str, float] = {}
+
+    def wait(name: str, timeout_s: float) -> None:
+        started = time.monotonic()
+        store.wait_for_work(seen, timeout_s)
+        returned[name] = time.monotonic() - started
+
+    poller = threading.Thread(target=wait, args=("poller", 30.0))
+    poller.start()
+    while not store._polling:
+        time.sleep(0.001)
+    quiet = threading.Thread(target=wait, args=("quiet", 0.05))
+    quiet.start()
+    time.sleep(0.3)  # six poll intervals: a polling thread would have returned
+    still_waiting = quiet.is_alive() and poller.is_alive()
+    store.notify_work()  # news wakes every waiting thread
+    poller.join(5.0)
+    quiet.join(5.0)
+
+    assert still_waiting
+    assert set(returned) == {"poller", "quiet"}

@@ -56,6 +56,8 @@ log = logging.getLogger("tasker.store.postgres")
 _HERE = Path(__file__).parent
 _CHANNEL = "tasker_work"
 _SETTLED_CHANNEL = "tasker_settled"
+# How many poll intervals a waiting thread that is not the polling one waits (see wait_for_work).
+_QUIET_WAIT_POLLS = 10
 _SETTLED_PER_NOTIFY = 200  # uuids per payload: PostgreSQL caps a payload at 8000 bytes
 # Key of the advisory lock that serialises migrations across processes ("tasker" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7461736B6572
@@ -575,6 +577,10 @@ class PostgresStore:
         self.processor_uuid = new_uuid()
         self._work = threading.Condition()
         self._work_seq = 0
+        # While the LISTEN connection is up, notifications are not lost: one waiting thread
+        # polls as a fallback (``_polling``), the others wait for a notification.
+        self._listening = False
+        self._polling = False
         self._closed = False
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
@@ -866,12 +872,22 @@ class PostgresStore:
         """Block until work is announced after ``seen`` (by any process) or the timeout passes.
 
         The first call starts the LISTEN thread; the timeout is the polling fallback for
-        notifications lost while it reconnects.
+        notifications lost while it reconnects. While it is listening, only one waiting
+        thread of this store polls; the others wait up to ``_QUIET_WAIT_POLLS`` timeouts for
+        a notification (every thread of every process polling made most of the empty claims
+        of an idle system). Losing the connection wakes them all.
         """
         self._ensure_listener()
         with self._work:
             if self._work_seq == seen and not self._closed:
-                self._work.wait(timeout_s)
+                if self._listening and self._polling:
+                    self._work.wait(timeout_s * _QUIET_WAIT_POLLS)
+                else:
+                    self._polling = True
+                    try:
+                        self._work.wait(timeout_s)
+                    finally:
+                        self._polling = False
             return self._work_seq
 
     def _wake_listener(self) -> None:
@@ -890,6 +906,11 @@ class PostgresStore:
                 )
                 self._listener.start()
 
+    def _not_listening(self) -> None:
+        """Notifications may be lost from now on: every waiting thread goes back to polling."""
+        self._listening = False
+        self._wake_local()
+
     def _listen(self) -> None:
         """LISTEN on a dedicated connection; reconnect with capped backoff when it drops."""
         delay = 0.5
@@ -900,6 +921,7 @@ class PostgresStore:
                     conn.execute("LISTEN tasker_settled")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     delay = 0.5
+                    self._listening = True
                     self._wake_local()  # whatever was announced while we were not listening
                     while not self._stopping.is_set():
                         for notify in conn.notifies(timeout=1.0):
@@ -910,6 +932,7 @@ class PostgresStore:
                             else:
                                 self._on_notify(notify.payload)
             except psycopg.Error as exc:
+                self._not_listening()
                 if self._stopping.is_set():
                     return
                 log.warning(
@@ -919,6 +942,7 @@ class PostgresStore:
                     delay,
                 )
             except Exception:
+                self._not_listening()
                 log.exception("LISTEN loop failed; restarting it in %.1fs", delay)
             self._stopping.wait(delay)
             delay = min(delay * 2, 30.0)
