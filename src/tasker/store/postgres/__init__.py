@@ -3,8 +3,9 @@
 Every transaction borrows one pooled connection for its whole length, so each thread of a
 runtime works on its own connection. Concurrency rests on PostgreSQL row locks (ADR 0201):
 ``lock_task`` is ``SELECT ... FOR UPDATE`` on the task row, so passes over one task are
-serialised across processes; the ``claim_candidates_*`` queries are ``FOR UPDATE SKIP LOCKED``,
-so concurrent claimers take disjoint steps without waiting on each other.
+serialised across processes; the claim queries (``claim_steps_*``, ``claim_candidates_*``) are
+``FOR UPDATE SKIP LOCKED``, so concurrent claimers take disjoint steps without waiting on each
+other.
 
 Errors: psycopg exceptions never leave this module. Connection loss, pool exhaustion, timeouts,
 serialization failures and deadlocks become ``StoreUnavailable`` (retryable: the transaction was
@@ -239,6 +240,12 @@ class _PostgresTransaction(SqlTransaction):
     the next statement that is read: one round trip fewer per step), and the statement
     itself fails, failing the transaction, if it finds the task in another state. A task not
     locked here keeps the plain compare-and-set contract (``False`` when it was elsewhere).
+    Steps read as ready under their task's lock are enqueued the same way.
+
+    It also sends together what a worker's step transaction needs: a result group's task
+    locks, stored results with their audit rows and the tasks' steps in one round trip
+    (``lock_and_complete_fenced_steps``); the claim with its ancestor results and root
+    steps' task rows in one statement (``claim_enqueued_steps``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -383,7 +390,6 @@ class _PostgresTransaction(SqlTransaction):
             "limit": limit,
             "tokens": [new_uuid() for _ in range(limit)],
             "transition_uuids": [new_uuid() for _ in range(limit)],
-            "from_state": StepState.ENQUEUED.value,
             "now": now,
             "event": event,
             "metadata": self._json(_transition_metadata(event, now, metadata)),

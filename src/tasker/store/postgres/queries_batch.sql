@@ -149,13 +149,15 @@ ORDER BY kind DESC, created_at, seq;
 -- of any namespace, skipping rows another claimer holds, each moved enqueued -> in_progress under
 -- its own claim token. FOR UPDATE forbids a window function in the same SELECT, so the candidates
 -- are numbered in a second one; candidate n takes :tokens[n] and :transition_uuids[n] (arrays of
--- at least :limit). The UPDATE compares the state with :from_state ('enqueued'), not a literal,
--- so that the planner looks the rows up by primary key (see start_steps). The ancestors are read
--- in the same statement: the claimed rows are not among them, and steps this transaction wrote
--- earlier are visible to it. A step without parents, usually the first of its task that a worker
--- claims, also brings its task's row (root_task_row, as JSON text), which the claimer would read
--- next (get_tasks); a worker keeps the rows of tasks it claimed, so later steps don't.
-WITH candidates AS MATERIALIZED (
+-- at least :limit). The UPDATE looks the candidates up by primary key only: they are locked and
+-- were enqueued when locked, and a state predicate let the planner scan the partial queue index
+-- for every enqueued step (see start_steps). The ancestors of all the claimed steps are read
+-- once, in the same statement (ancestor_results_of): the claimed rows are not among them, and
+-- steps this transaction wrote earlier are visible to it. A step without parents, usually the
+-- first of its task that a worker claims, also brings its task's row (root_task_row, as JSON
+-- text), which the claimer would read next (get_tasks); a worker keeps the rows of tasks it
+-- claimed, so later steps don't.
+WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued'
     ORDER BY priority DESC, enqueued_at
@@ -174,32 +176,35 @@ claimed AS (
         claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
         lease_expires_at = :lease_expires_at
     FROM numbered c
-    WHERE s.workflow_step_uuid = c.workflow_step_uuid AND s.state = :from_state
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid
     RETURNING s.*, c.n AS claim_n
-)
-SELECT c.*, (
-    WITH RECURSIVE ancestors(uuid) AS (
-        SELECT e.from_step_uuid FROM workflow_step_edges e
-        WHERE e.to_step_uuid = c.workflow_step_uuid
-        UNION
-        SELECT e.from_step_uuid FROM workflow_step_edges e
-        JOIN ancestors a ON e.to_step_uuid = a.uuid
-    )
-    SELECT json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
-    FROM workflow_steps p
+),
+ancestors(root, uuid) AS (
+    SELECT c.workflow_step_uuid, e.from_step_uuid
+    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
+    UNION
+    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
+    JOIN ancestors a ON e.to_step_uuid = a.uuid
+),
+ancestor_results AS (
+    SELECT a.root,
+           json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+               AS results
+    FROM workflow_steps p JOIN ancestors a ON a.uuid = p.workflow_step_uuid
     WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
       AND p.processed AND p.results IS NOT NULL
-) AS ancestor_results,
-    CASE WHEN NOT EXISTS (SELECT 1 FROM workflow_step_edges e
-                          WHERE e.to_step_uuid = c.workflow_step_uuid)
+    GROUP BY a.root
+)
+SELECT c.*, r.results AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
          THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
     END AS root_task_row
-FROM claimed c
+FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
 ORDER BY c.claim_n;
 
 -- name: claim_steps_in
 -- claim_steps_any for the steps of the namespaces of :namespaces (a JSON list).
-WITH candidates AS MATERIALIZED (
+WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued'
       AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
@@ -219,27 +224,30 @@ claimed AS (
         claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
         lease_expires_at = :lease_expires_at
     FROM numbered c
-    WHERE s.workflow_step_uuid = c.workflow_step_uuid AND s.state = :from_state
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid
     RETURNING s.*, c.n AS claim_n
-)
-SELECT c.*, (
-    WITH RECURSIVE ancestors(uuid) AS (
-        SELECT e.from_step_uuid FROM workflow_step_edges e
-        WHERE e.to_step_uuid = c.workflow_step_uuid
-        UNION
-        SELECT e.from_step_uuid FROM workflow_step_edges e
-        JOIN ancestors a ON e.to_step_uuid = a.uuid
-    )
-    SELECT json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
-    FROM workflow_steps p
+),
+ancestors(root, uuid) AS (
+    SELECT c.workflow_step_uuid, e.from_step_uuid
+    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
+    UNION
+    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
+    JOIN ancestors a ON e.to_step_uuid = a.uuid
+),
+ancestor_results AS (
+    SELECT a.root,
+           json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+               AS results
+    FROM workflow_steps p JOIN ancestors a ON a.uuid = p.workflow_step_uuid
     WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
       AND p.processed AND p.results IS NOT NULL
-) AS ancestor_results,
-    CASE WHEN NOT EXISTS (SELECT 1 FROM workflow_step_edges e
-                          WHERE e.to_step_uuid = c.workflow_step_uuid)
+    GROUP BY a.root
+)
+SELECT c.*, r.results AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
          THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
     END AS root_task_row
-FROM claimed c
+FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
 ORDER BY c.claim_n;
 
 -- name: enqueue_held_steps
