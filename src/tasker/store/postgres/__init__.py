@@ -358,6 +358,8 @@ class _PostgresTransaction(SqlTransaction):
         was in another state after all) and they are all reported moved."""
         ready = self._ready_under_lock
         if not steps or any(ready.get(step_uuid) is not state for step_uuid, state in steps):
+            for step_uuid, _ in steps:  # moved or not, what was read of them is stale now
+                ready.pop(step_uuid, None)
             return super().enqueue_steps(steps, to_state, event, now, through=through)
         params = self._enqueue_params(steps, to_state, event, now, through)
         params["expected"] = len(steps)
