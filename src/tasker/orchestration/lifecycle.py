@@ -169,19 +169,32 @@ def evaluate_locked_task(tx: Transaction, task: LockedTask, now: datetime) -> Ta
 
 
 def evaluate_locked_tasks(
-    tx: Transaction, tasks: Sequence[LockedTask], now: datetime
+    tx: Transaction,
+    tasks: Sequence[LockedTask],
+    now: datetime,
+    read: Mapping[str, _Overview] | None = None,
 ) -> list[TaskState]:
     """``evaluate_locked_task`` for several tasks the caller has locked, with the reads and
     writes of all their passes made together (see the module docstring).
+
+    ``read`` holds tasks' overviews (``step_overview`` at ``now``) that the caller already
+    has, read since the tasks were last written (the store reads them together with storing
+    results); the others are read here.
 
     Returns:
         Each task's state after its pass, in the order of ``tasks``.
     """
     runs = [_Pass(tx, task) for task in tasks]
-    reading = [run.task.task_uuid for run in runs if run.state in _READS_STEPS]
+    known = read or {}
+    reading = [
+        run.task.task_uuid
+        for run in runs
+        if run.state in _READS_STEPS and run.task.task_uuid not in known
+    ]
     overviews = tx.step_overviews(reading, now) if reading else {}
     for run in runs:
-        run.steps = overviews.get(run.task.task_uuid)
+        if run.state in _READS_STEPS:
+            run.steps = overviews.get(run.task.task_uuid) or known.get(run.task.task_uuid)
         _advance(tx, run, now)
     _enqueue_ready(tx, runs, now)
     _write(tx, runs, now)

@@ -22,7 +22,7 @@ from tasker.orchestration.expansion import apply_outcome
 from tasker.orchestration.lifecycle import evaluate_locked_task, evaluate_locked_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import FencedResult, LockedTask, new_uuid
+from tasker.store.sql import FencedResult, LockedTask, StepOverview
 
 __all__ = [
     "ResultGroup",
@@ -74,14 +74,14 @@ def claim_step_rows(
 ) -> list[tuple[Claim, StepRecord]]:
     """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
 
-    Two statements for any ``limit``: the candidates, then one ``UPDATE`` that claims them
-    all, each under its own claim token and with its own transition row.
+    The store claims them all at once, each under its own claim token and with its own
+    transition row (two statements for any ``limit``; one on PostgreSQL, which also reads
+    the claimed steps' ancestor results with them).
     """
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
-    candidates = tx.claim_candidates(namespaces, limit)
-    tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
-    rows = tx.start_steps(
-        tokens,
+    claimed = tx.claim_enqueued_steps(
+        namespaces,
+        limit,
         StepEvent.START.value,
         now,
         worker_id=worker_id,
@@ -90,11 +90,17 @@ def claim_step_rows(
     )
     claims = [
         (
-            Claim(task_uuid, step_uuid, tokens[step_uuid], worker_id, attempts, lease_expires_at),
-            rows[step_uuid],
+            Claim(
+                row.task_uuid,
+                row.workflow_step_uuid,
+                token,
+                worker_id,
+                row.attempts - 1,
+                lease_expires_at,
+            ),
+            row,
         )
-        for step_uuid, task_uuid, attempts in candidates
-        if step_uuid in rows
+        for row, token in claimed
     ]
     # A step this transaction enqueued and claims itself needs no other worker woken for it.
     tx.claimed_enqueued += sum(
@@ -195,12 +201,14 @@ class ResultGroup:
     number of results.
     """
 
-    __slots__ = ("advanced", "locked", "queued")
+    __slots__ = ("advanced", "locked", "overviews", "queued")
 
     def __init__(self) -> None:
         self.locked: dict[str, LockedTask] = {}
         self.advanced: dict[str, LockedTask] = {}
         self.queued: list[_Queued] = []
+        # Tasks' steps the store read together with storing the results (PostgreSQL).
+        self.overviews: dict[str, StepOverview] = {}
 
     def submit(
         self,
@@ -223,13 +231,16 @@ class ResultGroup:
         Returns:
             The outcome of each result given to ``submit``, in that order.
         """
-        outcomes = self._store(tx) if self.queued else []
-        evaluate_locked_tasks(tx, list(self.advanced.values()), now)
+        outcomes = self._store(tx, now) if self.queued else []
+        evaluate_locked_tasks(tx, list(self.advanced.values()), now, self.overviews)
         self.advanced.clear()
+        self.overviews.clear()
         return outcomes
 
-    def _store(self, tx: Transaction) -> list[ResultOutcome]:
+    def _store(self, tx: Transaction, now: datetime) -> list[ResultOutcome]:
         queued, self.queued = self.queued, []
+        if not self.locked and _plain_and_distinct(queued):
+            return self._store_plain(tx, queued, now)
         self.locked.update(tx.lock_tasks({q.claim.task_uuid for q in queued} - self.locked.keys()))
         outcomes: list[ResultOutcome] = [ResultOutcome.REFUSED] * len(queued)
         plain: list[int] = []
@@ -259,6 +270,42 @@ class ResultGroup:
                     group=self,
                 )
         return outcomes
+
+    def _store_plain(
+        self, tx: Transaction, queued: Sequence[_Queued], now: datetime
+    ) -> list[ResultOutcome]:
+        """``_store`` of plain successes of distinct steps, none of whose tasks this group has
+        locked yet: the tasks locked, the results stored and audited by one store call (one
+        round trip on PostgreSQL, which also reads the tasks' steps for ``finish`` then)."""
+        locked, moved, overviews = tx.lock_and_complete_fenced_steps(
+            sorted({q.claim.task_uuid for q in queued}),
+            [_fenced(q.claim, q.document, q.correlation_id, q.now) for q in queued],
+            [
+                _audit_row(q.claim, "", q.document, q.correlation_id, q.now, success=True)
+                for q in queued
+            ],
+            *_PLAIN_SUCCESS_PATH,
+            now,
+        )
+        self.locked.update(locked)
+        self.overviews.update(overviews)
+        outcomes: list[ResultOutcome] = []
+        for q in queued:
+            task = locked.get(q.claim.task_uuid)
+            if task is None or q.claim.step_uuid not in moved:
+                outcomes.append(ResultOutcome.REFUSED)
+                continue
+            outcomes.append(ResultOutcome.APPLIED)
+            _advance(tx, task, q.now, self)
+        return outcomes
+
+
+def _plain_and_distinct(queued: Sequence[_Queued]) -> bool:
+    """Whether every result is a plain success, each of another step."""
+    steps = {q.claim.step_uuid for q in queued}
+    return len(steps) == len(queued) and all(
+        _is_plain_success(q.document, q.step_template) for q in queued
+    )
 
 
 @dataclass(frozen=True, slots=True)

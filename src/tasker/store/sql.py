@@ -108,6 +108,10 @@ class FencedResult:
     via_metadata: JSONObject | None = None  # the caller's keys of the ``via`` transition
 
 
+StepOverview = tuple[list[tuple[str, StepState]], dict[StepState, int]]
+"""A task's ready steps and its step counts by state (``step_overview``)."""
+
+
 @dataclass(slots=True)
 class StoreStats:
     """Statements and commits issued, to measure what one step costs."""
@@ -832,13 +836,18 @@ class SqlTransaction:
         if not task_uuids:
             return found
         params = {"task_uuids": self._d.array_param(list(task_uuids)), "now": self._ts(now)}
-        for r in self._all("step_overviews", params):
+        self._add_overview_rows(found, self._all("step_overviews", params))
+        return found
+
+    @staticmethod
+    def _add_overview_rows(found: dict[str, StepOverview], rows: Iterable[Any]) -> None:
+        """Add the rows of ``step_overviews`` to each task's (empty) overview in ``found``."""
+        for r in rows:
             ready, counts = found[str(r["task_uuid"])]
             if r["kind"] == "ready":
                 ready.append((str(r["workflow_step_uuid"]), StepState(r["state"])))
             else:
                 counts[StepState(r["state"])] = int(r["n"])
-        return found
 
     def enqueue_steps(
         self,
@@ -874,6 +883,20 @@ class SqlTransaction:
                 if moved is not None:
                     enqueued.add(step_uuid)
             return enqueued
+        rows = self._all(
+            "enqueue_steps", self._enqueue_params(steps, to_state, event, now, through)
+        )
+        return {str(r["workflow_step_uuid"]) for r in rows}
+
+    def _enqueue_params(
+        self,
+        steps: Sequence[tuple[str, StepState]],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        through: Mapping[StepState, tuple[StepState, str]] | None,
+    ) -> dict[str, Any]:
+        """The parameters of ``enqueue_steps``' statement: one row per step in ``moves``."""
         metadata = _transition_metadata(event, now, None)
         moves = []
         for step_uuid, state in steps:
@@ -909,18 +932,14 @@ class SqlTransaction:
                     "transition_uuid": transition_uuid,
                 }
             )
-        rows = self._all(
-            "enqueue_steps",
-            {
-                "moves": self._json(moves),
-                "keys": self._d.array_param([step_uuid for step_uuid, _ in steps]),
-                "to_state": to_state.value,
-                "event": event,
-                "metadata": self._json(metadata),
-                "now": self._ts(now),
-            },
-        )
-        return {str(r["workflow_step_uuid"]) for r in rows}
+        return {
+            "moves": self._json(moves),
+            "keys": self._d.array_param([step_uuid for step_uuid, _ in steps]),
+            "to_state": to_state.value,
+            "event": event,
+            "metadata": self._json(metadata),
+            "now": self._ts(now),
+        }
 
     def step_state_counts(self, task_uuid: str) -> dict[StepState, int]:
         rows = self._all("step_state_counts", {"task_uuid": task_uuid})
@@ -1151,6 +1170,31 @@ class SqlTransaction:
                 if moved is not None and moved.via_transition_uuid is not None:
                     moved_one[r.step_uuid] = moved.via_transition_uuid
             return moved_one
+        rows, moved_via = self._fenced_rows(results, from_state, via, to_state, event)
+        found = self._all(
+            "complete_fenced_steps",
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
+        )
+        return {
+            str(r["workflow_step_uuid"]): moved_via[str(r["workflow_step_uuid"])] for r in found
+        }
+
+    def _fenced_rows(
+        self,
+        results: Sequence[FencedResult],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The rows of ``complete_fenced_steps``' statement, and each step's ``via``
+        transition uuid."""
+        via_state, via_event = via
         rows = []
         moved_via: dict[str, str] = {}
         for r in results:
@@ -1185,18 +1229,35 @@ class SqlTransaction:
                     "transition_uuid": transition_uuid,
                 }
             )
-        found = self._all(
-            "complete_fenced_steps",
-            {
-                "results": self._json(rows),
-                "keys": self._d.array_param([r.step_uuid for r in results]),
-                "to_state": to_state.value,
-                "event": event,
-            },
+        return rows, moved_via
+
+    def lock_and_complete_fenced_steps(
+        self,
+        task_uuids: Sequence[str],
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+        now: datetime,  # noqa: ARG002 - the time a backend that reads ahead reads steps at
+    ) -> tuple[dict[str, LockedTask], dict[str, str], dict[str, StepOverview]]:
+        """``lock_tasks``, then ``complete_fenced_steps`` of the results of the tasks found,
+        then ``insert_result_audits`` of the results stored (``audits`` holds each result's
+        audit row, in the order of ``results``, its ``transition_uuid`` left to fill in).
+
+        Returns:
+            The tasks locked, the ``via`` transition uuid of every step that moved, and the
+            ``step_overview`` (at ``now``) of tasks a backend read ahead of being asked (none
+            here; PostgreSQL sends the reads together).
+        """
+        locked = self.lock_tasks(task_uuids)
+        found = [(r, a) for r, a in zip(results, audits, strict=True) if a["task_uuid"] in locked]
+        moved = self.complete_fenced_steps([r for r, _ in found], from_state, via, to_state, event)
+        self.insert_result_audits(
+            [{**a, "transition_uuid": moved[r.step_uuid]} for r, a in found if r.step_uuid in moved]
         )
-        return {
-            str(r["workflow_step_uuid"]): moved_via[str(r["workflow_step_uuid"])] for r in found
-        }
+        return locked, moved, {}
 
     def _ts_text(self, value: datetime) -> str:
         """A timestamp as text inside a JSON parameter, as the backend reads timestamps."""
@@ -1257,6 +1318,36 @@ class SqlTransaction:
             },
         )
         return {str(r["workflow_step_uuid"]): self._step_record(r) for r in rows}
+
+    def claim_enqueued_steps(
+        self,
+        namespaces: Sequence[str] | None,
+        limit: int,
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> list[tuple[StepRecord, str]]:
+        """Claim up to ``limit`` enqueued steps (``claim_candidates``, then ``start_steps``
+        with a new claim token each).
+
+        Returns:
+            Each claimed step's row as the claim left it (``attempts`` already counts this
+            run) with its claim token, in the candidates' order.
+        """
+        candidates = self.claim_candidates(namespaces, limit)
+        tokens = {step_uuid: new_uuid() for step_uuid, _, _ in candidates}
+        rows = self.start_steps(
+            tokens,
+            event,
+            now,
+            worker_id=worker_id,
+            lease_expires_at=lease_expires_at,
+            metadata=metadata,
+        )
+        return [(rows[s], tokens[s]) for s, _, _ in candidates if s in rows]
 
     def _start_step(
         self,

@@ -3,8 +3,9 @@
 Every transaction borrows one pooled connection for its whole length, so each thread of a
 runtime works on its own connection. Concurrency rests on PostgreSQL row locks (ADR 0201):
 ``lock_task`` is ``SELECT ... FOR UPDATE`` on the task row, so passes over one task are
-serialised across processes; the ``claim_candidates_*`` queries are ``FOR UPDATE SKIP LOCKED``,
-so concurrent claimers take disjoint steps without waiting on each other.
+serialised across processes; the claim queries (``claim_steps_*``, ``claim_candidates_*``) are
+``FOR UPDATE SKIP LOCKED``, so concurrent claimers take disjoint steps without waiting on each
+other.
 
 Errors: psycopg exceptions never leave this module. Connection loss, pool exhaustion, timeouts,
 serialization failures and deadlocks become ``StoreUnavailable`` (retryable: the transaction was
@@ -33,15 +34,19 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from tasker.domain.model import JSONObject
-from tasker.domain.states import TaskState
+from tasker.domain.model import JSONObject, StepRecord, TaskRecord
+from tasker.domain.states import StepState, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
 from tasker.store.queries import load_query_files
 from tasker.store.sql import (
+    FencedResult,
     LockedTask,
     SqlTransaction,
+    StepOverview,
+    StepTransition,
     StoreStats,
+    _transition_metadata,
     new_uuid,
 )
 
@@ -52,6 +57,8 @@ log = logging.getLogger("tasker.store.postgres")
 _HERE = Path(__file__).parent
 _CHANNEL = "tasker_work"
 _SETTLED_CHANNEL = "tasker_settled"
+# How many poll intervals a waiting thread that is not the polling one waits (see wait_for_work).
+_QUIET_WAIT_POLLS = 10
 _SETTLED_PER_NOTIFY = 200  # uuids per payload: PostgreSQL caps a payload at 8000 bytes
 # Key of the advisory lock that serialises migrations across processes ("tasker" in ASCII).
 _MIGRATION_LOCK_KEY = 0x7461736B6572
@@ -77,7 +84,11 @@ _DEFERRABLE_QUERIES = (
     "insert_result_audits",
     "bump_held_task",
     "bump_held_tasks",
+    "enqueue_held_steps",
 )
+
+# The timestamp columns of a task row that TaskRecord holds.
+_TASK_TIMESTAMPS = ("requested_at", "created_at", "updated_at", "completed_at")
 
 # Transaction states in which a COMMIT sent in a pipeline did not run (an earlier statement
 # failed, and the server skipped everything after it).
@@ -177,6 +188,13 @@ class _Connection:
             cursor = self._conn.execute(sql, params)
         return cursor  # leaving the pipeline read every result and raised the first error
 
+    def hold(self, sql: str, params: Any) -> _Result:
+        """Hold ``sql`` until the next statement that is read (whatever its text); its result
+        is there to read after that."""
+        result = _Result(self, None)
+        self._held.append((sql, params, result))
+        return result
+
     def send_held(self) -> None:
         """Send what is held now (somebody asked for a held statement's result)."""
         if self._held:
@@ -226,11 +244,206 @@ class _PostgresTransaction(SqlTransaction):
     the next statement that is read: one round trip fewer per step), and the statement
     itself fails, failing the transaction, if it finds the task in another state. A task not
     locked here keeps the plain compare-and-set contract (``False`` when it was elsewhere).
+    Steps read as ready under their task's lock are enqueued the same way.
+
+    It also sends together what a worker's step transaction needs: a result group's task
+    locks, stored results with their audit rows and the tasks' steps in one round trip
+    (``lock_and_complete_fenced_steps``); the claim with its ancestor results and root
+    steps' task rows in one statement (``claim_enqueued_steps``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._locked_tasks: set[str] = set()
+        # Ancestor results of the steps this transaction claimed, read with the claim, and
+        # the rows (JSON text) of the tasks of the root steps among them: served as if read
+        # right after the claim, so dropped at the transaction's next statement.
+        self._claimed_ancestors: dict[str, dict[str, JSONObject]] = {}
+        self._claimed_tasks: dict[str, str] = {}
+        # Steps read as ready (step_overview) while this transaction held their task's lock,
+        # with the state they were read in; nobody else can move them until it ends.
+        self._ready_under_lock: dict[str, StepState] = {}
+
+    def step_overview(
+        self, task_uuid: str, now: datetime
+    ) -> tuple[list[tuple[str, StepState]], dict[StepState, int]]:
+        overview = super().step_overview(task_uuid, now)
+        if task_uuid in self._locked_tasks:
+            self._ready_under_lock.update(overview[0])
+        return overview
+
+    def step_overviews(
+        self, task_uuids: Sequence[str], now: datetime
+    ) -> dict[str, tuple[list[tuple[str, StepState]], dict[StepState, int]]]:
+        overviews = super().step_overviews(task_uuids, now)
+        for task_uuid, (ready, _) in overviews.items():
+            if task_uuid in self._locked_tasks:
+                self._ready_under_lock.update(ready)
+        return overviews
+
+    def lock_and_complete_fenced_steps(
+        self,
+        task_uuids: Sequence[str],
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+    ) -> tuple[dict[str, LockedTask], dict[str, str], dict[str, StepOverview]]:
+        """One round trip: the tasks locked (``lock_tasks``), the results stored and audited
+        (``complete_fenced_steps_audited``, one statement), and the ``step_overviews`` of
+        all the tasks, read after both, in that order.
+
+        The results are sent before their tasks are known to exist: a step exists only with
+        its task, so a missing task's results find no row to store. An overview that turns
+        out not to be needed (a result refused, a finished task) is a read thrown away.
+        """
+        conn = cast(_Connection, self._conn)
+        keys = self._d.array_param(sorted(set(task_uuids)))
+        rows, moved_via = self._fenced_rows(results, from_state, via, to_state, event)
+        for row, audit in zip(rows, audits, strict=True):
+            row["task_uuid"] = audit["task_uuid"]
+            row["via_uuid"] = moved_via[row["step_uuid"]]
+            row["audit_uuid"] = new_uuid()
+            row["worker_uuid"] = audit["worker_uuid"]
+            row["correlation_id"] = audit["correlation_id"]
+            row["execution_time_ms"] = audit["execution_time_ms"]
+            row["attempt"] = audit["attempt"]
+        self._stats.statements += 2  # the two held here; execute counts the third
+        lock = conn.hold(self._q["lock_tasks"], {"task_uuids": keys})
+        fenced = conn.hold(
+            self._q["complete_fenced_steps_audited"],
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
+        )
+        read = self.execute(self._q["step_overviews"], {"task_uuids": keys, "now": now})
+        overview_rows = read.fetchall()
+        locked = {
+            str(r["task_uuid"]): LockedTask(
+                str(r["task_uuid"]),
+                TaskState(r["state"]),
+                r["namespace"],
+                str(r["named_task_uuid"]),
+            )
+            for r in lock.fetchall()
+        }
+        self._locked_tasks.update(locked)
+        moved = {str(r["workflow_step_uuid"]): str(r["via_uuid"]) for r in fenced.fetchall()}
+        overviews: dict[str, StepOverview] = {task_uuid: ([], {}) for task_uuid in locked}
+        self._add_overview_rows(
+            overviews, (r for r in overview_rows if str(r["task_uuid"]) in locked)
+        )
+        for ready, _ in overviews.values():
+            self._ready_under_lock.update(ready)
+        return locked, moved, overviews
+
+    def transition_step(self, step_uuid: str, *args: Any, **kwargs: Any) -> StepTransition | None:
+        self._ready_under_lock.pop(step_uuid, None)
+        return super().transition_step(step_uuid, *args, **kwargs)
+
+    def enqueue_steps(
+        self,
+        steps: Sequence[tuple[str, StepState]],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        *,
+        through: Mapping[StepState, tuple[StepState, str]] | None = None,
+    ) -> set[str]:
+        """Steps read as ready under their task's lock (the usual case: a pass enqueues what
+        its ``step_overview`` found) cannot lose the compare-and-set, so their ``UPDATE`` is
+        sent without waiting (``enqueue_held_steps``, which fails the transaction if a step
+        was in another state after all) and they are all reported moved."""
+        ready = self._ready_under_lock
+        if not steps or any(ready.get(step_uuid) is not state for step_uuid, state in steps):
+            for step_uuid, _ in steps:  # moved or not, what was read of them is stale now
+                ready.pop(step_uuid, None)
+            return super().enqueue_steps(steps, to_state, event, now, through=through)
+        params = self._enqueue_params(steps, to_state, event, now, through)
+        params["expected"] = len(steps)
+        self._run("enqueue_held_steps", params)
+        for step_uuid, _ in steps:
+            ready.pop(step_uuid, None)
+        return {step_uuid for step_uuid, _ in steps}
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        if self._claimed_ancestors or self._claimed_tasks:
+            self._claimed_ancestors.clear()
+            self._claimed_tasks.clear()
+        return super().execute(sql, params)
+
+    def claim_enqueued_steps(
+        self,
+        namespaces: Sequence[str] | None,
+        limit: int,
+        event: str,
+        now: datetime,
+        *,
+        worker_id: str,
+        lease_expires_at: datetime,
+        metadata: JSONObject | None = None,
+    ) -> list[tuple[StepRecord, str]]:
+        """The candidates and their claim in one statement (``claim_steps_any`` /
+        ``claim_steps_in``), which also reads each claimed step's ancestor results: the
+        handler context's ``ancestor_results`` then needs no statement of its own."""
+        params: dict[str, Any] = {
+            "limit": limit,
+            "tokens": [new_uuid() for _ in range(limit)],
+            "transition_uuids": [new_uuid() for _ in range(limit)],
+            "now": now,
+            "event": event,
+            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "worker_id": worker_id,
+            "lease_expires_at": lease_expires_at,
+        }
+        if namespaces:
+            params["namespaces"] = json.dumps(list(namespaces))
+        rows = self._all("claim_steps_in" if namespaces else "claim_steps_any", params)
+        claimed: list[tuple[StepRecord, str]] = []
+        for row in rows:
+            record = self._step_record(row)
+            self._claimed_ancestors[record.workflow_step_uuid] = {
+                str(name): results for name, results in row["ancestor_results"] or ()
+            }
+            if row["root_task_row"] is not None:
+                self._claimed_tasks[record.task_uuid] = row["root_task_row"]
+            claimed.append((record, str(row["claim_token"])))
+        return claimed
+
+    def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
+        wanted = list(task_uuids)
+        rows = {u: self._claimed_tasks.pop(u) for u in wanted if u in self._claimed_tasks}
+        # Reading task rows changes no step: the claim's ancestor results stay good.
+        ancestors, self._claimed_ancestors = self._claimed_ancestors, {}
+        try:
+            found = super().get_tasks([u for u in wanted if u not in rows])
+        finally:
+            self._claimed_ancestors = ancestors
+        found.update((task_uuid, self._task_from_json(row)) for task_uuid, row in rows.items())
+        return found
+
+    def _task_from_json(self, text: str) -> TaskRecord:
+        """A task row read as ``to_jsonb(t)::text``: its timestamps are ISO 8601 text."""
+        row = json.loads(text)
+        for column in _TASK_TIMESTAMPS:
+            if row[column] is not None:
+                row[column] = datetime.fromisoformat(row[column])
+        return self._task_record(row)
+
+    def ancestor_results(self, step_uuid: str) -> dict[str, JSONObject]:
+        found = self._claimed_ancestors.pop(step_uuid, None)
+        return super().ancestor_results(step_uuid) if found is None else found
+
+    def ancestor_results_of(self, step_uuids: Sequence[str]) -> dict[str, dict[str, JSONObject]]:
+        if all(step_uuid in self._claimed_ancestors for step_uuid in step_uuids):
+            return {step_uuid: self._claimed_ancestors.pop(step_uuid) for step_uuid in step_uuids}
+        return super().ancestor_results_of(step_uuids)
 
     def lock_task(self, task_uuid: str) -> LockedTask | None:
         locked = super().lock_task(task_uuid)
@@ -376,6 +589,10 @@ class PostgresStore:
         self.processor_uuid = new_uuid()
         self._work = threading.Condition()
         self._work_seq = 0
+        # While the LISTEN connection is up, notifications are not lost: one waiting thread
+        # polls as a fallback (``_polling``), the others wait for a notification.
+        self._listening = False
+        self._polling = False
         self._closed = False
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
@@ -667,12 +884,22 @@ class PostgresStore:
         """Block until work is announced after ``seen`` (by any process) or the timeout passes.
 
         The first call starts the LISTEN thread; the timeout is the polling fallback for
-        notifications lost while it reconnects.
+        notifications lost while it reconnects. While it is listening, only one waiting
+        thread of this store polls; the others wait up to ``_QUIET_WAIT_POLLS`` timeouts for
+        a notification (every thread of every process polling made most of the empty claims
+        of an idle system). Losing the connection wakes them all.
         """
         self._ensure_listener()
         with self._work:
             if self._work_seq == seen and not self._closed:
-                self._work.wait(timeout_s)
+                if self._listening and self._polling:
+                    self._work.wait(timeout_s * _QUIET_WAIT_POLLS)
+                else:
+                    self._polling = True
+                    try:
+                        self._work.wait(timeout_s)
+                    finally:
+                        self._polling = False
             return self._work_seq
 
     def _wake_listener(self) -> None:
@@ -691,6 +918,11 @@ class PostgresStore:
                 )
                 self._listener.start()
 
+    def _not_listening(self) -> None:
+        """Notifications may be lost from now on: every waiting thread goes back to polling."""
+        self._listening = False
+        self._wake_local()
+
     def _listen(self) -> None:
         """LISTEN on a dedicated connection; reconnect with capped backoff when it drops."""
         delay = 0.5
@@ -701,6 +933,7 @@ class PostgresStore:
                     conn.execute("LISTEN tasker_settled")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     delay = 0.5
+                    self._listening = True
                     self._wake_local()  # whatever was announced while we were not listening
                     while not self._stopping.is_set():
                         for notify in conn.notifies(timeout=1.0):
@@ -711,6 +944,7 @@ class PostgresStore:
                             else:
                                 self._on_notify(notify.payload)
             except psycopg.Error as exc:
+                self._not_listening()
                 if self._stopping.is_set():
                     return
                 log.warning(
@@ -720,6 +954,7 @@ class PostgresStore:
                     delay,
                 )
             except Exception:
+                self._not_listening()
                 log.exception("LISTEN loop failed; restarting it in %.1fs", delay)
             self._stopping.wait(delay)
             delay = min(delay * 2, 30.0)

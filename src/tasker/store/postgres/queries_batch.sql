@@ -142,3 +142,161 @@ SELECT 'count', task_uuid, NULL, state, COUNT(*), NULL, NULL FROM workflow_steps
 WHERE task_uuid = ANY (:task_uuids::text[])
 GROUP BY task_uuid, state
 ORDER BY kind DESC, created_at, seq;
+
+-- name: claim_steps_any
+-- claim_candidates_any and start_steps in one statement, with each claimed step's ancestor_results
+-- (a JSON array of [name, results] pairs, in ancestor_results' order): up to :limit enqueued steps
+-- of any namespace, skipping rows another claimer holds, each moved enqueued -> in_progress under
+-- its own claim token. FOR UPDATE forbids a window function in the same SELECT, so the candidates
+-- are numbered in a second one; candidate n takes :tokens[n] and :transition_uuids[n] (arrays of
+-- at least :limit). The UPDATE looks the candidates up by primary key only: they are locked and
+-- were enqueued when locked, and a state predicate let the planner scan the partial queue index
+-- for every enqueued step (see start_steps). The ancestors of all the claimed steps are read
+-- once, in the same statement (ancestor_results_of): the claimed rows are not among them, and
+-- steps this transaction wrote earlier are visible to it. A step without parents, usually the
+-- first of its task that a worker claims, also brings its task's row (root_task_row, as JSON
+-- text), which the claimer would read next (get_tasks); a worker keeps the rows of tasks it
+-- claimed, so later steps don't.
+WITH RECURSIVE candidates AS MATERIALIZED (
+    SELECT workflow_step_uuid FROM workflow_steps
+    WHERE state = 'enqueued'
+    ORDER BY priority DESC, enqueued_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS MATERIALIZED (
+    SELECT workflow_step_uuid, row_number() OVER () AS n FROM candidates
+),
+claimed AS (
+    UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
+        last_path = NULL, updated_at = :now, last_event = :event,
+        last_metadata = :metadata::jsonb,
+        last_transition_uuid = (:transition_uuids::text[])[c.n], in_process = true,
+        attempts = s.attempts + 1, last_attempted_at = :now,
+        claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
+        lease_expires_at = :lease_expires_at
+    FROM numbered c
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid
+    RETURNING s.*, c.n AS claim_n
+),
+ancestors(root, uuid) AS (
+    SELECT c.workflow_step_uuid, e.from_step_uuid
+    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
+    UNION
+    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
+    JOIN ancestors a ON e.to_step_uuid = a.uuid
+),
+ancestor_results AS (
+    SELECT a.root,
+           json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+               AS results
+    FROM workflow_steps p JOIN ancestors a ON a.uuid = p.workflow_step_uuid
+    WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+      AND p.processed AND p.results IS NOT NULL
+    GROUP BY a.root
+)
+SELECT c.*, r.results AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
+         THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
+    END AS root_task_row
+FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
+ORDER BY c.claim_n;
+
+-- name: claim_steps_in
+-- claim_steps_any for the steps of the namespaces of :namespaces (a JSON list).
+WITH RECURSIVE candidates AS MATERIALIZED (
+    SELECT workflow_step_uuid FROM workflow_steps
+    WHERE state = 'enqueued'
+      AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
+    ORDER BY priority DESC, enqueued_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS MATERIALIZED (
+    SELECT workflow_step_uuid, row_number() OVER () AS n FROM candidates
+),
+claimed AS (
+    UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
+        last_path = NULL, updated_at = :now, last_event = :event,
+        last_metadata = :metadata::jsonb,
+        last_transition_uuid = (:transition_uuids::text[])[c.n], in_process = true,
+        attempts = s.attempts + 1, last_attempted_at = :now,
+        claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
+        lease_expires_at = :lease_expires_at
+    FROM numbered c
+    WHERE s.workflow_step_uuid = c.workflow_step_uuid
+    RETURNING s.*, c.n AS claim_n
+),
+ancestors(root, uuid) AS (
+    SELECT c.workflow_step_uuid, e.from_step_uuid
+    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
+    UNION
+    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
+    JOIN ancestors a ON e.to_step_uuid = a.uuid
+),
+ancestor_results AS (
+    SELECT a.root,
+           json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
+               AS results
+    FROM workflow_steps p JOIN ancestors a ON a.uuid = p.workflow_step_uuid
+    WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
+      AND p.processed AND p.results IS NOT NULL
+    GROUP BY a.root
+)
+SELECT c.*, r.results AS ancestor_results,
+    CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
+         THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
+    END AS root_task_row
+FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
+ORDER BY c.claim_n;
+
+-- name: enqueue_held_steps
+-- enqueue_steps for steps this transaction read as ready (step_overview) while holding their task's
+-- row lock: pending or waiting for a retry, states that only a pass under that lock changes, so
+-- the store does not wait for the result (see bump_held_task); a step found in another state (a
+-- bug) fails the statement. :expected is the number of rows of :moves.
+WITH moved AS (
+    UPDATE workflow_steps s SET state = :to_state,
+        transition_count = s.transition_count + c.steps, last_path = c.path::jsonb,
+        updated_at = :now, last_event = :event, last_metadata = :metadata::jsonb,
+        last_transition_uuid = c.transition_uuid, enqueued_at = :now
+    FROM jsonb_to_recordset(:moves::jsonb)
+         AS c(step_uuid text, from_state text, steps integer, path text, transition_uuid text)
+    WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+      AND s.workflow_step_uuid = ANY (:keys::text[])
+    RETURNING 1
+)
+SELECT tasker_fail('of ' || :expected || ' steps ready under this transaction''s own task locks,'
+                   || ' only ' || (SELECT COUNT(*) FROM moved) || ' were still in those states')
+WHERE (SELECT COUNT(*) FROM moved) <> :expected;
+
+-- name: complete_fenced_steps_audited
+-- complete_fenced_steps, and in the same statement the result audit row of each step that moved
+-- (insert_result_audits; the audit row names its step's via transition, :results' via_uuid). A
+-- result whose claim was superseded moves nothing and gets no audit row.
+WITH moved AS (
+    UPDATE workflow_steps s SET state = :to_state, transition_count = s.transition_count + 2,
+        last_path = c.path::jsonb, updated_at = c.now, last_event = :event,
+        last_metadata = c.metadata::jsonb, last_transition_uuid = c.transition_uuid,
+        in_process = false, results = c.results::jsonb, claim_token = NULL,
+        lease_expires_at = NULL, processed = true, processed_at = c.now
+    FROM jsonb_to_recordset(:results::jsonb)
+         AS c(step_uuid text, from_state text, claim_token text, results text, now timestamptz,
+              path text, metadata text, transition_uuid text, task_uuid text, via_uuid text,
+              audit_uuid text, worker_uuid text, correlation_id text,
+              execution_time_ms double precision, attempt integer)
+    WHERE s.workflow_step_uuid = c.step_uuid AND s.state = c.from_state
+      AND s.claim_token = c.claim_token
+      AND s.workflow_step_uuid = ANY (:keys::text[])
+    RETURNING s.workflow_step_uuid, c.task_uuid, c.via_uuid, c.audit_uuid, c.now, c.worker_uuid,
+              c.correlation_id, c.execution_time_ms, c.attempt
+),
+audited AS (
+    INSERT INTO workflow_step_result_audit (workflow_step_result_audit_uuid, workflow_step_uuid,
+        workflow_step_transition_uuid, task_uuid, recorded_at, worker_uuid, correlation_id,
+        success, execution_time_ms, attempt)
+    SELECT audit_uuid, workflow_step_uuid, via_uuid, task_uuid, now, worker_uuid, correlation_id,
+           true, execution_time_ms, attempt
+    FROM moved
+)
+SELECT workflow_step_uuid, via_uuid FROM moved;
