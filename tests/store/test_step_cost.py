@@ -31,7 +31,8 @@ steps:
   - {name: s4, dependencies: [s3], handler: {callable: cost.step}}
 """
 STEPS = 4
-# Today 10.75 (PostgreSQL 11.25: its pg_notify); 12.75 before creation wrote its steps and edges
+# Today 10.75 (PostgreSQL 10.25: its claim is one statement, its results one, with pg_notify);
+# 12.75 before creation wrote its steps and edges
 # in one statement each and inserted the task and its root steps already started, 16 before an
 # orchestration pass wrote its task transitions in one UPDATE and a plain step's success was
 # stored and completed in one, 33 when each state change took 3 statements. Less than one

@@ -372,7 +372,7 @@ class _PostgresTransaction(SqlTransaction):
             ready.pop(step_uuid, None)
         return {step_uuid for step_uuid, _ in steps}
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
         if self._claimed_ancestors or self._claimed_tasks:
             self._claimed_ancestors.clear()
             self._claimed_tasks.clear()
