@@ -276,6 +276,11 @@ class PoolSettings:
     max_result_bytes: int = 1_048_576
     batch_max: int = 32
     batch_budget_s: float = 0.002
+    # Parking (docs/decisions/0013-parked-threads.md): a parked thread steps in once a run has
+    # lasted this long, and threads park only while a run spends at most park_off_cpu_s off
+    # the CPU on average (a handler that blocks keeps every thread running).
+    step_in_s: float = 0.005
+    park_off_cpu_s: float = 0.0002
     worker_id: str = field(default_factory=lambda: f"worker-{time.time_ns():x}")
 
 
@@ -307,6 +312,15 @@ class WorkerPool:
         # first run, so the first claims are single.
         self._run_s: float | None = None
         self._idle = 0  # threads waiting for work: while there are some, claims are single
+        # Parking (ADR 0013): moving average of the time a run spends off the CPU (blocked),
+        # the threads that hold claimed work, and the parked threads; one of these, the
+        # sentinel, watches the runs in flight and steps in when one lasts step_in_s.
+        self._off_s: float | None = None
+        self._holders: set[int] = set()
+        self._parked = 0
+        self._park_cv = threading.Condition(self._runs_lock)
+        self._sentinel_cv = threading.Condition(self._runs_lock)
+        self._sentinel: int | None = None
         self._serial = 0
         # Recently claimed tasks' rows: build_task_sequence_step reads only fields that never
         # change after creation, so the later steps of a task skip reading it again.
@@ -335,6 +349,9 @@ class WorkerPool:
         """Stop claiming, wait up to ``grace_s`` for running handlers; return unfinished claims."""
         self._stopping.set()
         self.store.notify_work()
+        with self._park_cv:
+            self._park_cv.notify_all()
+            self._sentinel_cv.notify_all()
         deadline = time.monotonic() + grace_s
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
@@ -364,48 +381,69 @@ class WorkerPool:
     def _loop(self, jobs: Sequence[_Job] = ()) -> None:
         loop = asyncio.new_event_loop()
         batch = _Batch(deque(jobs))
+        ident = threading.get_ident()
         with self._runs_lock:
-            self._batches[threading.get_ident()] = batch
+            self._batches[ident] = batch
+            if jobs:
+                self._holders.add(ident)
         try:
             while not self._stopping.is_set():
                 if not batch.queued:
-                    claimed = self._wait_for_jobs(batch.drained_at)
-                    batch.drained_at = None
-                    with self._runs_lock:
-                        batch.queued.extend(claimed)
+                    if not self._park(batch):  # not parked, or left the park empty-handed
+                        self._wait_for_jobs(batch)
                     continue
                 if not self._run_batch(batch, loop):
                     return  # abandoned after a timeout: a replacement thread took our slot
         finally:
+            with self._runs_lock:
+                self._holders.discard(ident)
             loop.close()
 
-    def _wait_for_jobs(self, drained_at: int | None = None) -> list[_Job]:
-        """Claim a step, waiting for one while there is none; ``[]`` once stopping.
+    def _wait_for_jobs(self, batch: _Batch) -> None:
+        """Claim a step into ``batch``, waiting for one while there is none; returns empty
+        once stopping.
 
-        The thread counts as idle from the moment it has nothing to run until its claim
-        commits, so a busy thread never claims a batch that this one could share. With
-        ``drained_at`` (the queue was found empty by a transaction that started after that
-        work sequence number) it first waits for work announced since, instead of claiming at
-        once from a queue just seen empty."""
-        with self._runs_lock:
-            self._idle += 1
+        The thread counts as idle (``_park`` counted it) from the moment it has nothing to run
+        until its claim commits, so a busy thread never claims a batch that this one could
+        share. While it waits it also watches the runs in flight: one that has lasted
+        ``step_in_s`` with steps claimed behind it hands those steps over (they may be what the
+        run waits for). With ``batch.drained_at`` (the queue was found empty by a transaction
+        that started after that work sequence number) it first waits for work announced since,
+        instead of claiming at once from a queue just seen empty."""
+        ident = threading.get_ident()
+        claimed: list[_Job] = []
+        seen = batch.drained_at
+        batch.drained_at = None
+        poll_at = time.monotonic() + self.settings.poll_interval_s
         try:
-            if drained_at is not None:
-                self.store.wait_for_work(drained_at, self.settings.poll_interval_s)
             while not self._stopping.is_set():
-                seen = self.store.work_sequence()
-                try:
-                    claimed = self._claim(1)
-                except Exception:
-                    log.exception("claiming a step failed; retrying after the poll interval")
-                    claimed = []
-                if claimed:
-                    return claimed
-                self.store.wait_for_work(seen, self.settings.poll_interval_s)
-            return []
+                with self._runs_lock:
+                    if self._take_stuck(batch, time.monotonic()):
+                        return
+                now = time.monotonic()
+                if seen is None or now >= poll_at:
+                    seen = self.store.work_sequence()
+                    try:
+                        claimed = self._claim(1)
+                    except Exception:
+                        log.exception("claiming a step failed; retrying after the poll interval")
+                        claimed = []
+                    if claimed:
+                        return
+                    now = time.monotonic()
+                    poll_at = now + self.settings.poll_interval_s
+                with self._runs_lock:
+                    timeout = min(poll_at - now, self._watch_timeout(now))
+                announced = self.store.wait_for_work(seen, timeout)
+                if announced != seen:
+                    seen = None  # work was announced: claim
         finally:
             with self._runs_lock:
                 self._idle -= 1
+                batch.queued.extend(claimed)
+                if batch.queued:
+                    self._holders.add(ident)
+                    self._sentinel_cv.notify()  # a sentinel of a quiet pool: watch again
 
     def _batch_limit(self) -> int:
         """How many steps one thread claims at once (see docs/decisions/0010-claim-batches.md).
@@ -478,6 +516,7 @@ class WorkerPool:
                 timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
                 run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
                 self._runs[ident] = run
+            cpu = time.thread_time()
             try:
                 document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
             finally:
@@ -490,13 +529,133 @@ class WorkerPool:
                 correlation_id = job.tss["task"]["task"].get("correlation_id")
                 batch.done.append(_Result(job.claim, document, correlation_id, job.step))
             elapsed = time.monotonic() - run.started
+            off = max(elapsed - (time.thread_time() - cpu), 0.0)
             self._run_s = elapsed if self._run_s is None else 0.8 * self._run_s + 0.2 * elapsed
+            self._off_s = off if self._off_s is None else 0.8 * self._off_s + 0.2 * off
             if batch.queued and time.monotonic() - started > self.settings.batch_budget_s:
                 self._record(batch, claim_count=0)
                 started = time.monotonic()
-        wanted = 0 if self._stopping.is_set() else self._batch_limit()
+        with self._runs_lock:
+            parks = self._parks(ident)
+        wanted = 0 if self._stopping.is_set() or parks else self._batch_limit()
         self._record(batch, wanted)
         return True
+
+    # -- parking (docs/decisions/0013-parked-threads.md) ----------------------------------
+
+    def _parks(self, ident: int) -> bool:
+        """Whether thread ``ident``, about to claim, parks instead (``_runs_lock`` held).
+
+        It does when another thread holds claimed work and runs are quick and on the CPU:
+        batches absorb the steps this thread would take, and a second thread would only
+        contend for the GIL and the write lock. Never while a run has lasted ``step_in_s``."""
+        if not self._parking_pays():
+            return False
+        if not any(holder != ident for holder in self._holders):
+            return False
+        return self._stuck_run(time.monotonic()) is None
+
+    def _parking_pays(self) -> bool:
+        settings = self.settings
+        run_s, off_s = self._run_s, self._off_s
+        return (
+            settings.concurrency > 1
+            and settings.batch_max > 1
+            and run_s is not None
+            and off_s is not None
+            and 2 * run_s <= settings.batch_budget_s
+            and off_s <= settings.park_off_cpu_s
+            and not self._stopping.is_set()
+        )
+
+    def _stuck_run(self, now: float) -> int | None:
+        """A thread whose run (not abandoned) has lasted ``step_in_s``, if any."""
+        for ident, run in self._runs.items():
+            if not run.abandoned and now - run.started >= self.settings.step_in_s:
+                return ident
+        return None
+
+    def _park(self, batch: _Batch) -> bool:
+        """Park this thread, which holds nothing, while ``_parks`` says so.
+
+        The first parked thread is the sentinel: it watches the runs in flight and steps in
+        when one has lasted ``step_in_s``, taking over the steps that run's thread claimed and
+        has not started (they may be what the stuck run waits for); the next parked thread
+        becomes the sentinel. Parked threads stay parked while the pool idles, and leave when
+        runs stop being quick or on the CPU.
+
+        Returns:
+            ``True`` when it stepped in with taken-over steps in ``batch``; ``False`` when it
+            did not park or left the park without any (it claims as usual).
+        """
+        ident = threading.get_ident()
+        with self._park_cv:
+            self._holders.discard(ident)
+            if self._parks(ident):
+                self._parked += 1
+                try:
+                    self._parked_wait(ident, batch)
+                finally:
+                    self._parked -= 1
+                    if self._sentinel == ident:
+                        self._sentinel = None
+                        self._park_cv.notify()  # the next parked thread takes the watch
+                if batch.queued:
+                    self._holders.add(ident)
+                    return True
+            # Counted idle under the same lock that saw it leave: a thread claiming meanwhile
+            # sees it idle and claims one step, not a batch this thread should share.
+            self._idle += 1
+            return False
+
+    def _parked_wait(self, ident: int, batch: _Batch) -> None:
+        """The parked thread's wait (``_park_cv`` held); see ``_park``."""
+        while not self._stopping.is_set() and self._parking_pays():
+            if self._sentinel is None:
+                self._sentinel = ident
+            if self._sentinel != ident:
+                self._park_cv.wait(self.settings.poll_interval_s)
+                continue
+            now = time.monotonic()
+            if self._stuck_run(now) is not None:
+                self._take_stuck(batch, now)
+                return
+            self._sentinel_cv.wait(self._sentinel_timeout(now))
+
+    def _take_stuck(self, batch: _Batch, now: float) -> bool:
+        """Move into ``batch`` the claimed, not started steps of a thread whose run has lasted
+        ``step_in_s`` (``_runs_lock`` held); whether there were any."""
+        for ident, run in self._runs.items():
+            if run.abandoned or now - run.started < self.settings.step_in_s:
+                continue
+            held = self._batches.get(ident)
+            if held is not None and held.queued:
+                batch.queued.extend(held.queued)
+                held.queued.clear()
+                return True
+        return False
+
+    def _watch_timeout(self, now: float) -> float:
+        """How long an idle thread may wait before a run in flight, with claimed steps behind
+        it, has lasted ``step_in_s`` (``_runs_lock`` held); infinite when there is none."""
+        step_in = self.settings.step_in_s
+        due = [
+            run.started + step_in
+            for ident, run in self._runs.items()
+            if not run.abandoned and (held := self._batches.get(ident)) is not None and held.queued
+        ]
+        return max(min(due) - now, step_in / 10) if due else float("inf")
+
+    def _sentinel_timeout(self, now: float) -> float:
+        """Until the oldest run in flight would have lasted ``step_in_s``; while no thread
+        holds work, the poll interval (a thread that takes work wakes the sentinel)."""
+        step_in = self.settings.step_in_s
+        runs = [run.started for run in self._runs.values() if not run.abandoned]
+        if runs:
+            return max(min(runs) + step_in - now, step_in / 10)
+        if self._holders:
+            return step_in
+        return self.settings.poll_interval_s
 
     def _record(self, batch: _Batch, claim_count: int) -> None:
         """Record the batch's results (if any) and queue the steps claimed with them."""
@@ -750,6 +909,7 @@ class WorkerPool:
                 if run.abandoned or run.deadline >= now_mono:
                     continue
                 run.abandoned = True
+                self._holders.discard(ident)
                 batch = self._batches.get(ident) or _Batch()
                 done, batch.done = batch.done, []
                 queued: list[_Job] = []
