@@ -66,6 +66,17 @@ def test_a_thread_parks_only_beside_a_busy_thread_running_quick_handlers_on_the_
         assert not single._parks(me), settings
 
 
+def test_the_busy_thread_claims_for_the_threads_parked_beside_it() -> None:
+    workers = pool(batch_max=32, batch_budget_s=0.002)
+    workers._run_s = 0.0001
+    assert workers._batch_limit() == 20, "2 ms of 0.1 ms runs"
+    assert workers._batch_limit(share=4) == 80, "four threads' budgets"
+    workers._run_s = 0.000001
+    assert workers._batch_limit(share=4) == 128, "four threads' batch_max"
+    workers._idle = 1
+    assert workers._batch_limit(share=4) == 1, "an idle thread takes the next step instead"
+
+
 def test_no_thread_parks_while_a_run_has_lasted_the_step_in_time() -> None:
     workers = pool(step_in_s=0.005)
     workers._holders.add(2)

@@ -445,19 +445,20 @@ class WorkerPool:
                     self._holders.add(ident)
                     self._sentinel_cv.notify()  # a sentinel of a quiet pool: watch again
 
-    def _batch_limit(self) -> int:
+    def _batch_limit(self, share: int = 1) -> int:
         """How many steps one thread claims at once (see docs/decisions/0010-claim-batches.md).
 
         The steps of a batch run one after another on their thread, so a batch is sized to
         take about ``batch_budget_s`` at the average handler time: fast handlers are claimed
         and recorded many per transaction, slow ones one at a time, as before. While a thread
         of this pool waits for work, claims stay single: steps that can run in parallel do,
-        and batches form only when every thread is busy."""
+        and batches form only when every thread is busy. ``share``: the busy thread claims
+        for itself and the threads parked beside it (ADR 0013), with their budgets."""
         average = self._run_s
         if average is None or self.settings.batch_max <= 1 or self._idle:
             return 1
-        fits = int(self.settings.batch_budget_s / max(average, 1e-6))
-        return max(1, min(self.settings.batch_max, fits))
+        fits = int(share * self.settings.batch_budget_s / max(average, 1e-6))
+        return max(1, min(share * self.settings.batch_max, fits))
 
     def _claim(self, limit: int) -> list[_Job]:
         """Claim up to ``limit`` steps in a transaction of their own."""
@@ -507,6 +508,8 @@ class WorkerPool:
         handler delays the others' results by at most its own run. On shutdown the steps not
         started stay in ``batch.queued``, where ``stop`` finds them to release."""
         ident = threading.get_ident()
+        share = 1 + self._parked  # this batch was claimed for the parked threads too
+        budget = share * self.settings.batch_budget_s
         started = time.monotonic()
         while True:
             with self._runs_lock:
@@ -532,12 +535,12 @@ class WorkerPool:
             off = max(elapsed - (time.thread_time() - cpu), 0.0)
             self._run_s = elapsed if self._run_s is None else 0.8 * self._run_s + 0.2 * elapsed
             self._off_s = off if self._off_s is None else 0.8 * self._off_s + 0.2 * off
-            if batch.queued and time.monotonic() - started > self.settings.batch_budget_s:
+            if batch.queued and time.monotonic() - started > budget:
                 self._record(batch, claim_count=0)
                 started = time.monotonic()
         with self._runs_lock:
             parks = self._parks(ident)
-        wanted = 0 if self._stopping.is_set() or parks else self._batch_limit()
+        wanted = 0 if self._stopping.is_set() or parks else self._batch_limit(1 + self._parked)
         self._record(batch, wanted)
         return True
 
