@@ -206,7 +206,10 @@ def build_task_sequence_steps(
     ]
 
 
-_TASK_CACHE_SIZE = 1024
+# Tasks leave the cache when this pool settles them, so it holds the tasks in flight; the bound
+# is for those settled elsewhere. Claims go oldest first, one step of every waiting task before
+# the next step of any, so a backlog of more tasks than the cache holds would miss every time.
+_TASK_CACHE_SIZE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -867,7 +870,15 @@ class WorkerPool:
                     result.claim.step_uuid,
                 )
         _deal(jobs, group)
-        for task_uuid in settled:
+        self._settled(settled)
+
+    def _settled(self, task_uuids: set[str]) -> None:
+        """Tasks this pool settled leave the task cache; their waiters are told."""
+        if task_uuids:
+            with self._tasks_lock:
+                for task_uuid in task_uuids:
+                    self._tasks.pop(task_uuid, None)
+        for task_uuid in task_uuids:
             self._on_settled(task_uuid)
 
     def _retrying(self, action: Callable[[], _T], what: str) -> _T:
