@@ -78,7 +78,7 @@ def test_the_busy_thread_claims_for_the_threads_parked_beside_it() -> None:
 
 
 def test_no_thread_parks_while_a_run_has_lasted_the_step_in_time() -> None:
-    workers = pool(step_in_s=0.005)
+    workers = pool()
     workers._holders.add(2)
     run = _Run(job("slow").claim, deadline=1e12, thread=threading.current_thread())
     workers._runs[2] = run
@@ -90,13 +90,16 @@ def test_no_thread_parks_while_a_run_has_lasted_the_step_in_time() -> None:
 
 
 def test_a_thread_stepping_in_takes_the_steps_claimed_behind_a_stuck_run() -> None:
-    workers = pool(step_in_s=0.005)
+    workers = pool()
     stuck = _Batch(deque([job("b"), job("c")]))
     workers._batches[2] = stuck
     run = _Run(job("a").claim, deadline=1e12, thread=threading.current_thread())
     workers._runs[2] = run
     mine = _Batch()
 
+    del workers._runs[2]
+    assert workers._watch_timeout(0.0) == 0.005, "between two runs: look again in step_in_s"
+    workers._runs[2] = run
     assert not workers._take_stuck(mine, run.started + 0.001), "not stuck yet"
     assert workers._watch_timeout(run.started + 0.001) <= 0.004 + 1e-9
     assert workers._take_stuck(mine, run.started + 0.005)

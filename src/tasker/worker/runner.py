@@ -56,6 +56,11 @@ log = logging.getLogger("tasker.worker")
 _T = TypeVar("_T")
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
+# Parking (docs/decisions/0013-parked-threads.md): a parked or idle thread steps in once a run
+# has lasted _STEP_IN_S, and threads park only while runs spend at most _PARK_OFF_CPU_S off the
+# CPU on average (handlers that block keep every thread running).
+_STEP_IN_S = 0.005
+_PARK_OFF_CPU_S = 0.0002
 
 
 def _as_count(value: Any) -> int:
@@ -279,11 +284,6 @@ class PoolSettings:
     max_result_bytes: int = 1_048_576
     batch_max: int = 32
     batch_budget_s: float = 0.002
-    # Parking (docs/decisions/0013-parked-threads.md): a parked thread steps in once a run has
-    # lasted this long, and threads park only while a run spends at most park_off_cpu_s off
-    # the CPU on average (a handler that blocks keeps every thread running).
-    step_in_s: float = 0.005
-    park_off_cpu_s: float = 0.0002
     worker_id: str = field(default_factory=lambda: f"worker-{time.time_ns():x}")
 
 
@@ -319,6 +319,8 @@ class WorkerPool:
         # the threads that hold claimed work, and the parked threads; one of these, the
         # sentinel, watches the runs in flight and steps in when one lasts step_in_s.
         self._off_s: float | None = None
+        self._step_in_s = _STEP_IN_S
+        self._park_off_cpu_s = _PARK_OFF_CPU_S
         self._holders: set[int] = set()
         self._parked = 0
         self._park_cv = threading.Condition(self._runs_lock)
@@ -570,14 +572,14 @@ class WorkerPool:
             and run_s is not None
             and off_s is not None
             and 2 * run_s <= settings.batch_budget_s
-            and off_s <= settings.park_off_cpu_s
+            and off_s <= self._park_off_cpu_s
             and not self._stopping.is_set()
         )
 
     def _stuck_run(self, now: float) -> int | None:
         """A thread whose run (not abandoned) has lasted ``step_in_s``, if any."""
         for ident, run in self._runs.items():
-            if not run.abandoned and now - run.started >= self.settings.step_in_s:
+            if not run.abandoned and now - run.started >= self._step_in_s:
                 return ident
         return None
 
@@ -632,7 +634,7 @@ class WorkerPool:
         """Move into ``batch`` the claimed, not started steps of a thread whose run has lasted
         ``step_in_s`` (``_runs_lock`` held); whether there were any."""
         for ident, run in self._runs.items():
-            if run.abandoned or now - run.started < self.settings.step_in_s:
+            if run.abandoned or now - run.started < self._step_in_s:
                 continue
             held = self._batches.get(ident)
             if held is not None and held.queued:
@@ -642,20 +644,25 @@ class WorkerPool:
         return False
 
     def _watch_timeout(self, now: float) -> float:
-        """How long an idle thread may wait before a run in flight, with claimed steps behind
-        it, has lasted ``step_in_s`` (``_runs_lock`` held); infinite when there is none."""
-        step_in = self.settings.step_in_s
-        due = [
-            run.started + step_in
-            for ident, run in self._runs.items()
-            if not run.abandoned and (held := self._batches.get(ident)) is not None and held.queued
-        ]
+        """How long an idle thread may wait before a thread holding claimed steps behind its
+        run has run it for ``step_in_s`` (``_runs_lock`` held; between two runs of its batch,
+        ``step_in_s`` from now); infinite when no thread holds steps it has not started."""
+        step_in = self._step_in_s
+        due = []
+        for ident, held in self._batches.items():
+            if not held.queued:
+                continue
+            run = self._runs.get(ident)
+            if run is None:
+                due.append(now + step_in)
+            elif not run.abandoned:
+                due.append(run.started + step_in)
         return max(min(due) - now, step_in / 10) if due else float("inf")
 
     def _sentinel_timeout(self, now: float) -> float:
         """Until the oldest run in flight would have lasted ``step_in_s``; while no thread
         holds work, the poll interval (a thread that takes work wakes the sentinel)."""
-        step_in = self.settings.step_in_s
+        step_in = self._step_in_s
         runs = [run.started for run in self._runs.values() if not run.abandoned]
         if runs:
             return max(min(runs) + step_in - now, step_in / 10)
