@@ -9,6 +9,7 @@ import threading
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from tasker.config import Settings
@@ -27,10 +28,10 @@ ON_CPU = 0.000001
 BLOCKING = 0.001  # a run that spends 1 ms off the CPU (I/O, a sleep)
 
 
-def pool(**settings: Any) -> WorkerPool:
+def pool(backend: str = "sqlite", **settings: Any) -> WorkerPool:
     """A pool whose threads are not started: its decisions are plain methods."""
     made = WorkerPool(
-        cast(Store, None),
+        cast(Store, SimpleNamespace(backend=backend)),
         cast(TemplateCache, None),
         HandlerRegistry(),
         PoolSettings(**{"concurrency": 4, **settings}),
@@ -60,10 +61,12 @@ def test_a_thread_parks_only_beside_a_busy_thread_running_quick_handlers_on_the_
     assert not workers._parks(me), "runs too slow to batch: each thread takes its own step"
     workers._run_s = None
     assert not workers._parks(me), "no run measured yet"
-    for settings in ({"concurrency": 1}, {"batch_max": 1}):
-        single = pool(**settings)
+    for single in (pool(concurrency=1), pool(batch_max=1)):
         single._holders.add(busy)
-        assert not single._parks(me), settings
+        assert not single._parks(me), single.settings
+    overlapping = pool(backend="postgres")
+    overlapping._holders.add(busy)
+    assert not overlapping._parks(me), "PostgreSQL transactions of one process overlap"
 
 
 def test_the_busy_thread_claims_for_the_threads_parked_beside_it() -> None:
@@ -113,7 +116,8 @@ def test_branches_that_wait_for_each_other_finish_in_a_pool_that_parks(
 ) -> None:
     """Quick leaves first, so that the second thread parks and the busy one claims batches;
     then two leaves that rendezvous at a barrier, likely claimed in one batch: the parked
-    thread steps in for the one stuck at the barrier and runs its partner."""
+    thread steps in for the one stuck at the barrier and runs its partner (SQLite; on
+    PostgreSQL threads do not park, and the partners must still run side by side)."""
     quick = [
         f"  - {{name: leaf_{i:02}, dependencies: [start], handler: {{callable: engine_const}}}}"
         for i in range(30)

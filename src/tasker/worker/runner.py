@@ -319,6 +319,10 @@ class WorkerPool:
         # the threads that hold claimed work, and the parked threads; one of these, the
         # sentinel, watches the runs in flight and steps in when one lasts step_in_s.
         self._off_s: float | None = None
+        # Only where the store serialises this process's writes (SQLite's one write lock) does
+        # a second thread have nothing to overlap: on PostgreSQL a thread waiting for the
+        # server leaves the CPU to the others (parking measured 5-10 % slower there).
+        self._one_writer = store.backend == "sqlite"
         self._step_in_s = _STEP_IN_S
         self._park_off_cpu_s = _PARK_OFF_CPU_S
         self._holders: set[int] = set()
@@ -567,7 +571,8 @@ class WorkerPool:
         settings = self.settings
         run_s, off_s = self._run_s, self._off_s
         return (
-            settings.concurrency > 1
+            self._one_writer
+            and settings.concurrency > 1
             and settings.batch_max > 1
             and run_s is not None
             and off_s is not None
