@@ -109,6 +109,11 @@ def test_a_thread_stepping_in_takes_the_steps_claimed_behind_a_stuck_run() -> No
     assert [j.claim.step_uuid for j in mine.queued] == ["b", "c"]
     assert not stuck.queued, "each claimed step is held by one thread only"
     assert workers._watch_timeout(run.started + 0.005) == float("inf"), "nothing left behind it"
+    overlapping = pool(backend="postgres")
+    overlapping._batches[2] = _Batch(deque([job("d")]))
+    overlapping._runs[2] = run
+    assert not overlapping._take_stuck(_Batch(), run.started + 1.0), "no stepping in there"
+    assert overlapping._watch_timeout(run.started) == float("inf")
 
 
 def test_branches_that_wait_for_each_other_finish_in_a_pool_that_parks(

@@ -637,7 +637,11 @@ class WorkerPool:
 
     def _take_stuck(self, batch: _Batch, now: float) -> bool:
         """Move into ``batch`` the claimed, not started steps of a thread whose run has lasted
-        ``step_in_s`` (``_runs_lock`` held); whether there were any."""
+        ``step_in_s`` (``_runs_lock`` held); whether there were any. Only in pools that park
+        (SQLite): on PostgreSQL a thread descheduled for a few milliseconds among four busy ones
+        would lose its batch for nothing."""
+        if not self._one_writer:
+            return False
         for ident, run in self._runs.items():
             if run.abandoned or now - run.started < self._step_in_s:
                 continue
@@ -652,6 +656,8 @@ class WorkerPool:
         """How long an idle thread may wait before a thread holding claimed steps behind its
         run has run it for ``step_in_s`` (``_runs_lock`` held; between two runs of its batch,
         ``step_in_s`` from now); infinite when no thread holds steps it has not started."""
+        if not self._one_writer:
+            return float("inf")
         step_in = self._step_in_s
         due = []
         for ident, held in self._batches.items():
