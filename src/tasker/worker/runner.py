@@ -61,6 +61,10 @@ _RETRY_MAX_S = 2.0
 # CPU on average (handlers that block keep every thread running).
 _STEP_IN_S = 0.005
 _PARK_OFF_CPU_S = 0.0002
+# Where threads do not park (PostgreSQL), idle threads still step in for a stuck run, so two
+# steps that wait for each other in one batch never wait for the stuck one's timeout; later,
+# as there four busy threads on two cores are often descheduled for milliseconds.
+_STEP_IN_UNPARKED_S = 0.05
 
 
 def _as_count(value: Any) -> int:
@@ -323,7 +327,7 @@ class WorkerPool:
         # a second thread have nothing to overlap: on PostgreSQL a thread waiting for the
         # server leaves the CPU to the others (parking measured 5-10 % slower there).
         self._one_writer = store.backend == "sqlite"
-        self._step_in_s = _STEP_IN_S
+        self._step_in_s = _STEP_IN_S if self._one_writer else _STEP_IN_UNPARKED_S
         self._park_off_cpu_s = _PARK_OFF_CPU_S
         self._holders: set[int] = set()
         self._parked = 0
@@ -637,11 +641,7 @@ class WorkerPool:
 
     def _take_stuck(self, batch: _Batch, now: float) -> bool:
         """Move into ``batch`` the claimed, not started steps of a thread whose run has lasted
-        ``step_in_s`` (``_runs_lock`` held); whether there were any. Only in pools that park
-        (SQLite): on PostgreSQL a thread descheduled for a few milliseconds among four busy ones
-        would lose its batch for nothing."""
-        if not self._one_writer:
-            return False
+        ``step_in_s`` (``_runs_lock`` held); whether there were any."""
         for ident, run in self._runs.items():
             if run.abandoned or now - run.started < self._step_in_s:
                 continue
@@ -656,8 +656,6 @@ class WorkerPool:
         """How long an idle thread may wait before a thread holding claimed steps behind its
         run has run it for ``step_in_s`` (``_runs_lock`` held; between two runs of its batch,
         ``step_in_s`` from now); infinite when no thread holds steps it has not started."""
-        if not self._one_writer:
-            return float("inf")
         step_in = self._step_in_s
         due = []
         for ident, held in self._batches.items():
