@@ -153,3 +153,19 @@ def test_shutdown_releases_the_claims_a_thread_had_not_started(
     for name in (n for n in leaves if n != "leaf_00"):
         starts = recorder.marks_of(task_uuid, name, "start")
         assert len(starts) == 1, f"{name} ran {len(starts)} times: a run result was lost"
+
+
+def test_a_task_leaves_the_task_cache_when_the_pool_settles_it(
+    database_url: str, recorder: Recorder, tmp_path: Path
+) -> None:
+    """The cache holds the tasks in flight: a backlog larger than a bound would miss on every
+    claim (claims go one step of every waiting task before the next step of any)."""
+    template = fan_template(tmp_path / "fan.yaml", {"leaf": "engine_const"})
+    app = engine(database_url, template).start()
+    try:
+        view, _ = run_fan(app, recorder)
+        pool = app._pool
+        assert pool is not None
+        assert view.task_uuid not in pool._tasks
+    finally:
+        app.close()

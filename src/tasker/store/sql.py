@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -135,6 +135,12 @@ class Dialect(Protocol):
         ...
 
     def json_param(self, value: Any) -> Any: ...
+
+    def json_nested(self, value: Any) -> Any:
+        """A JSON column's value inside a set statement's JSON parameter: its JSON text, or
+        (SQLite, whose ``->>`` gives an object's or array's text exactly as ``json_param``
+        writes it) the value itself, spared a second encoding and its escaping."""
+        ...
 
     def json_value(self, value: Any) -> Any: ...
 
@@ -572,7 +578,7 @@ class SqlTransaction:
         keys = ("task_uuid", "from_state", "to_state", "event", "metadata", "transition_uuid")
         rows = []
         for task_uuid, from_state, path in paths:
-            params = self._task_path_params(task_uuid, from_state, path, now)
+            params = self._task_path_params(task_uuid, from_state, path, now, self._d.json_nested)
             row = {key: params[key] for key in keys}
             row["steps"], row["path"] = params["steps"], params["path"]
             rows.append(row)
@@ -584,9 +590,11 @@ class SqlTransaction:
         from_state: TaskState,
         path: Sequence[tuple[TaskState, str, JSONObject | None]],
         now: datetime,
+        encode: Callable[[Any], Any] | None = None,
     ) -> dict[str, Any]:
         """Parameters of ``bump_task``: the last transition in ``last_*``, all of them (when
-        more than one) in ``path``."""
+        more than one) in ``path``; JSON values through ``encode`` (default ``json_param``)."""
+        encode = encode or self._d.json_param
         to_state, event, metadata = path[-1]
         transition_uuid = new_uuid()
         encoded_path: Any = None
@@ -604,14 +612,14 @@ class SqlTransaction:
                     }
                 )
                 state = target
-            encoded_path = self._json(rows)
+            encoded_path = encode(rows)
         return {
             "task_uuid": task_uuid,
             "from_state": from_state.value,
             "to_state": to_state.value,
             "now": self._ts(now),
             "event": event,
-            "metadata": self._json(_transition_metadata(event, now, metadata)),
+            "metadata": encode(_transition_metadata(event, now, metadata)),
             "transition_uuid": transition_uuid,
             "processor_uuid": self.processor_uuid,
             "steps": len(path),
@@ -905,7 +913,7 @@ class SqlTransaction:
             path: Any = None
             if via is not None:
                 via_state, via_event = via
-                path = self._d.json_param(
+                path = self._d.json_nested(
                     [
                         {
                             "uuid": new_uuid(),
@@ -1222,10 +1230,10 @@ class SqlTransaction:
                     "step_uuid": r.step_uuid,
                     "from_state": from_state.value,
                     "claim_token": r.claim_token,
-                    "results": self._d.json_param(r.results),
+                    "results": self._d.json_nested(r.results),
                     "now": self._ts_text(r.now),
-                    "path": self._d.json_param(path),
-                    "metadata": self._d.json_param(last_metadata),
+                    "path": self._d.json_nested(path),
+                    "metadata": self._d.json_nested(last_metadata),
                     "transition_uuid": transition_uuid,
                 }
             )

@@ -56,6 +56,15 @@ log = logging.getLogger("tasker.worker")
 _T = TypeVar("_T")
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
+# Parking (docs/decisions/0013-parked-threads.md): a parked or idle thread steps in once a run
+# has lasted _STEP_IN_S, and threads park only while runs spend at most _PARK_OFF_CPU_S off the
+# CPU on average (handlers that block keep every thread running).
+_STEP_IN_S = 0.005
+_PARK_OFF_CPU_S = 0.0002
+# Where threads do not park (PostgreSQL), idle threads still step in for a stuck run, so two
+# steps that wait for each other in one batch never wait for the stuck one's timeout; later,
+# as there four busy threads on two cores are often descheduled for milliseconds.
+_STEP_IN_UNPARKED_S = 0.05
 
 
 def _as_count(value: Any) -> int:
@@ -206,7 +215,10 @@ def build_task_sequence_steps(
     ]
 
 
-_TASK_CACHE_SIZE = 1024
+# Tasks leave the cache when this pool settles them, so it holds the tasks in flight; the bound
+# is for those settled elsewhere. Claims go oldest first, one step of every waiting task before
+# the next step of any, so a backlog of more tasks than the cache holds would miss every time.
+_TASK_CACHE_SIZE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +319,21 @@ class WorkerPool:
         # first run, so the first claims are single.
         self._run_s: float | None = None
         self._idle = 0  # threads waiting for work: while there are some, claims are single
+        # Parking (ADR 0013): moving average of the time a run spends off the CPU (blocked),
+        # the threads that hold claimed work, and the parked threads; one of these, the
+        # sentinel, watches the runs in flight and steps in when one lasts step_in_s.
+        self._off_s: float | None = None
+        # Only where the store serialises this process's writes (SQLite's one write lock) does
+        # a second thread have nothing to overlap: on PostgreSQL a thread waiting for the
+        # server leaves the CPU to the others (parking measured 5-10 % slower there).
+        self._one_writer = store.backend == "sqlite"
+        self._step_in_s = _STEP_IN_S if self._one_writer else _STEP_IN_UNPARKED_S
+        self._park_off_cpu_s = _PARK_OFF_CPU_S
+        self._holders: set[int] = set()
+        self._parked = 0
+        self._park_cv = threading.Condition(self._runs_lock)
+        self._sentinel_cv = threading.Condition(self._runs_lock)
+        self._sentinel: int | None = None
         self._serial = 0
         # Recently claimed tasks' rows: build_task_sequence_step reads only fields that never
         # change after creation, so the later steps of a task skip reading it again.
@@ -335,6 +362,9 @@ class WorkerPool:
         """Stop claiming, wait up to ``grace_s`` for running handlers; return unfinished claims."""
         self._stopping.set()
         self.store.notify_work()
+        with self._park_cv:
+            self._park_cv.notify_all()
+            self._sentinel_cv.notify_all()
         deadline = time.monotonic() + grace_s
         for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.0))
@@ -364,62 +394,84 @@ class WorkerPool:
     def _loop(self, jobs: Sequence[_Job] = ()) -> None:
         loop = asyncio.new_event_loop()
         batch = _Batch(deque(jobs))
+        ident = threading.get_ident()
         with self._runs_lock:
-            self._batches[threading.get_ident()] = batch
+            self._batches[ident] = batch
+            if jobs:
+                self._holders.add(ident)
         try:
             while not self._stopping.is_set():
                 if not batch.queued:
-                    claimed = self._wait_for_jobs(batch.drained_at)
-                    batch.drained_at = None
-                    with self._runs_lock:
-                        batch.queued.extend(claimed)
+                    if not self._park(batch):  # not parked, or left the park empty-handed
+                        self._wait_for_jobs(batch)
                     continue
                 if not self._run_batch(batch, loop):
                     return  # abandoned after a timeout: a replacement thread took our slot
         finally:
+            with self._runs_lock:
+                self._holders.discard(ident)
             loop.close()
 
-    def _wait_for_jobs(self, drained_at: int | None = None) -> list[_Job]:
-        """Claim a step, waiting for one while there is none; ``[]`` once stopping.
+    def _wait_for_jobs(self, batch: _Batch) -> None:
+        """Claim a step into ``batch``, waiting for one while there is none; returns empty
+        once stopping.
 
-        The thread counts as idle from the moment it has nothing to run until its claim
-        commits, so a busy thread never claims a batch that this one could share. With
-        ``drained_at`` (the queue was found empty by a transaction that started after that
-        work sequence number) it first waits for work announced since, instead of claiming at
-        once from a queue just seen empty."""
-        with self._runs_lock:
-            self._idle += 1
+        The thread counts as idle (``_park`` counted it) from the moment it has nothing to run
+        until its claim commits, so a busy thread never claims a batch that this one could
+        share. While it waits it also watches the runs in flight: one that has lasted
+        ``step_in_s`` with steps claimed behind it hands those steps over (they may be what the
+        run waits for). With ``batch.drained_at`` (the queue was found empty by a transaction
+        that started after that work sequence number) it first waits for work announced since,
+        instead of claiming at once from a queue just seen empty."""
+        ident = threading.get_ident()
+        claimed: list[_Job] = []
+        seen = batch.drained_at
+        batch.drained_at = None
+        poll_at = time.monotonic() + self.settings.poll_interval_s
         try:
-            if drained_at is not None:
-                self.store.wait_for_work(drained_at, self.settings.poll_interval_s)
             while not self._stopping.is_set():
-                seen = self.store.work_sequence()
-                try:
-                    claimed = self._claim(1)
-                except Exception:
-                    log.exception("claiming a step failed; retrying after the poll interval")
-                    claimed = []
-                if claimed:
-                    return claimed
-                self.store.wait_for_work(seen, self.settings.poll_interval_s)
-            return []
+                with self._runs_lock:
+                    if self._take_stuck(batch, time.monotonic()):
+                        return
+                now = time.monotonic()
+                if seen is None or now >= poll_at:
+                    seen = self.store.work_sequence()
+                    try:
+                        claimed = self._claim(1)
+                    except Exception:
+                        log.exception("claiming a step failed; retrying after the poll interval")
+                        claimed = []
+                    if claimed:
+                        return
+                    now = time.monotonic()
+                    poll_at = now + self.settings.poll_interval_s
+                with self._runs_lock:
+                    timeout = min(poll_at - now, self._watch_timeout(now))
+                announced = self.store.wait_for_work(seen, timeout)
+                if announced != seen:
+                    seen = None  # work was announced: claim
         finally:
             with self._runs_lock:
                 self._idle -= 1
+                batch.queued.extend(claimed)
+                if batch.queued:
+                    self._holders.add(ident)
+                    self._sentinel_cv.notify()  # a sentinel of a quiet pool: watch again
 
-    def _batch_limit(self) -> int:
+    def _batch_limit(self, share: int = 1) -> int:
         """How many steps one thread claims at once (see docs/decisions/0010-claim-batches.md).
 
         The steps of a batch run one after another on their thread, so a batch is sized to
         take about ``batch_budget_s`` at the average handler time: fast handlers are claimed
         and recorded many per transaction, slow ones one at a time, as before. While a thread
         of this pool waits for work, claims stay single: steps that can run in parallel do,
-        and batches form only when every thread is busy."""
+        and batches form only when every thread is busy. ``share``: the busy thread claims
+        for itself and the threads parked beside it (ADR 0013), with their budgets."""
         average = self._run_s
         if average is None or self.settings.batch_max <= 1 or self._idle:
             return 1
-        fits = int(self.settings.batch_budget_s / max(average, 1e-6))
-        return max(1, min(self.settings.batch_max, fits))
+        fits = int(share * self.settings.batch_budget_s / max(average, 1e-6))
+        return max(1, min(share * self.settings.batch_max, fits))
 
     def _claim(self, limit: int) -> list[_Job]:
         """Claim up to ``limit`` steps in a transaction of their own."""
@@ -469,6 +521,8 @@ class WorkerPool:
         handler delays the others' results by at most its own run. On shutdown the steps not
         started stay in ``batch.queued``, where ``stop`` finds them to release."""
         ident = threading.get_ident()
+        share = 1 + self._parked  # this batch was claimed for the parked threads too
+        budget = share * self.settings.batch_budget_s
         started = time.monotonic()
         while True:
             with self._runs_lock:
@@ -478,6 +532,7 @@ class WorkerPool:
                 timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
                 run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
                 self._runs[ident] = run
+            cpu = time.thread_time()
             try:
                 document = self._execute(job.claim, job.tss, job.step, loop, run, timeout)
             finally:
@@ -490,13 +545,139 @@ class WorkerPool:
                 correlation_id = job.tss["task"]["task"].get("correlation_id")
                 batch.done.append(_Result(job.claim, document, correlation_id, job.step))
             elapsed = time.monotonic() - run.started
+            off = max(elapsed - (time.thread_time() - cpu), 0.0)
             self._run_s = elapsed if self._run_s is None else 0.8 * self._run_s + 0.2 * elapsed
-            if batch.queued and time.monotonic() - started > self.settings.batch_budget_s:
+            self._off_s = off if self._off_s is None else 0.8 * self._off_s + 0.2 * off
+            if batch.queued and time.monotonic() - started > budget:
                 self._record(batch, claim_count=0)
                 started = time.monotonic()
-        wanted = 0 if self._stopping.is_set() else self._batch_limit()
+        with self._runs_lock:
+            parks = self._parks(ident)
+        wanted = 0 if self._stopping.is_set() or parks else self._batch_limit(1 + self._parked)
         self._record(batch, wanted)
         return True
+
+    # -- parking (docs/decisions/0013-parked-threads.md) ----------------------------------
+
+    def _parks(self, ident: int) -> bool:
+        """Whether thread ``ident``, about to claim, parks instead (``_runs_lock`` held).
+
+        It does when another thread holds claimed work and runs are quick and on the CPU:
+        batches absorb the steps this thread would take, and a second thread would only
+        contend for the GIL and the write lock. Never while a run has lasted ``step_in_s``."""
+        if not self._parking_pays():
+            return False
+        if not any(holder != ident for holder in self._holders):
+            return False
+        return self._stuck_run(time.monotonic()) is None
+
+    def _parking_pays(self) -> bool:
+        settings = self.settings
+        run_s, off_s = self._run_s, self._off_s
+        return (
+            self._one_writer
+            and settings.concurrency > 1
+            and settings.batch_max > 1
+            and run_s is not None
+            and off_s is not None
+            and 2 * run_s <= settings.batch_budget_s
+            and off_s <= self._park_off_cpu_s
+            and not self._stopping.is_set()
+        )
+
+    def _stuck_run(self, now: float) -> int | None:
+        """A thread whose run (not abandoned) has lasted ``step_in_s``, if any."""
+        for ident, run in self._runs.items():
+            if not run.abandoned and now - run.started >= self._step_in_s:
+                return ident
+        return None
+
+    def _park(self, batch: _Batch) -> bool:
+        """Park this thread, which holds nothing, while ``_parks`` says so.
+
+        The first parked thread is the sentinel: it watches the runs in flight and steps in
+        when one has lasted ``step_in_s``, taking over the steps that run's thread claimed and
+        has not started (they may be what the stuck run waits for); the next parked thread
+        becomes the sentinel. Parked threads stay parked while the pool idles, and leave when
+        runs stop being quick or on the CPU.
+
+        Returns:
+            ``True`` when it stepped in with taken-over steps in ``batch``; ``False`` when it
+            did not park or left the park without any (it claims as usual).
+        """
+        ident = threading.get_ident()
+        with self._park_cv:
+            self._holders.discard(ident)
+            if self._parks(ident):
+                self._parked += 1
+                try:
+                    self._parked_wait(ident, batch)
+                finally:
+                    self._parked -= 1
+                    if self._sentinel == ident:
+                        self._sentinel = None
+                        self._park_cv.notify()  # the next parked thread takes the watch
+                if batch.queued:
+                    self._holders.add(ident)
+                    return True
+            # Counted idle under the same lock that saw it leave: a thread claiming meanwhile
+            # sees it idle and claims one step, not a batch this thread should share.
+            self._idle += 1
+            return False
+
+    def _parked_wait(self, ident: int, batch: _Batch) -> None:
+        """The parked thread's wait (``_park_cv`` held); see ``_park``."""
+        while not self._stopping.is_set() and self._parking_pays():
+            if self._sentinel is None:
+                self._sentinel = ident
+            if self._sentinel != ident:
+                self._park_cv.wait(self.settings.poll_interval_s)
+                continue
+            now = time.monotonic()
+            if self._stuck_run(now) is not None:
+                self._take_stuck(batch, now)
+                return
+            self._sentinel_cv.wait(self._sentinel_timeout(now))
+
+    def _take_stuck(self, batch: _Batch, now: float) -> bool:
+        """Move into ``batch`` the claimed, not started steps of a thread whose run has lasted
+        ``step_in_s`` (``_runs_lock`` held); whether there were any."""
+        for ident, run in self._runs.items():
+            if run.abandoned or now - run.started < self._step_in_s:
+                continue
+            held = self._batches.get(ident)
+            if held is not None and held.queued:
+                batch.queued.extend(held.queued)
+                held.queued.clear()
+                return True
+        return False
+
+    def _watch_timeout(self, now: float) -> float:
+        """How long an idle thread may wait before a thread holding claimed steps behind its
+        run has run it for ``step_in_s`` (``_runs_lock`` held; between two runs of its batch,
+        ``step_in_s`` from now); infinite when no thread holds steps it has not started."""
+        step_in = self._step_in_s
+        due = []
+        for ident, held in self._batches.items():
+            if not held.queued:
+                continue
+            run = self._runs.get(ident)
+            if run is None:
+                due.append(now + step_in)
+            elif not run.abandoned:
+                due.append(run.started + step_in)
+        return max(min(due) - now, step_in / 10) if due else float("inf")
+
+    def _sentinel_timeout(self, now: float) -> float:
+        """Until the oldest run in flight would have lasted ``step_in_s``; while no thread
+        holds work, the poll interval (a thread that takes work wakes the sentinel)."""
+        step_in = self._step_in_s
+        runs = [run.started for run in self._runs.values() if not run.abandoned]
+        if runs:
+            return max(min(runs) + step_in - now, step_in / 10)
+        if self._holders:
+            return step_in
+        return self.settings.poll_interval_s
 
     def _record(self, batch: _Batch, claim_count: int) -> None:
         """Record the batch's results (if any) and queue the steps claimed with them."""
@@ -705,7 +886,15 @@ class WorkerPool:
                     result.claim.step_uuid,
                 )
         _deal(jobs, group)
-        for task_uuid in settled:
+        self._settled(settled)
+
+    def _settled(self, task_uuids: set[str]) -> None:
+        """Tasks this pool settled leave the task cache; their waiters are told."""
+        if task_uuids:
+            with self._tasks_lock:
+                for task_uuid in task_uuids:
+                    self._tasks.pop(task_uuid, None)
+        for task_uuid in task_uuids:
             self._on_settled(task_uuid)
 
     def _retrying(self, action: Callable[[], _T], what: str) -> _T:
@@ -750,6 +939,7 @@ class WorkerPool:
                 if run.abandoned or run.deadline >= now_mono:
                     continue
                 run.abandoned = True
+                self._holders.discard(ident)
                 batch = self._batches.get(ident) or _Batch()
                 done, batch.done = batch.done, []
                 queued: list[_Job] = []

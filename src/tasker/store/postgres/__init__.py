@@ -130,6 +130,9 @@ class PostgresDialect:
     def json_param(self, value: Any) -> Any:
         return _JSON_ENCODER.encode(value)
 
+    def json_nested(self, value: Any) -> Any:
+        return self.json_param(value)
+
     def json_value(self, value: Any) -> Any:
         return value  # psycopg has already parsed jsonb
 

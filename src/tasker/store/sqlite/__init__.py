@@ -72,6 +72,9 @@ class SqliteDialect:
     def json_param(self, value: Any) -> Any:
         return _JSON_ENCODER.encode(value)
 
+    def json_nested(self, value: Any) -> Any:
+        return value  # value ->> 'key' gives an object's or array's JSON text, as encoded here
+
     def json_value(self, value: Any) -> Any:
         return None if value is None else json.loads(value)
 
