@@ -1,4 +1,4 @@
-"""Parked threads (ADR 0013): while handlers are quick and on the CPU, the threads of a pool
+"""Parked threads (ADR 0014): while handlers are quick and on the CPU, the threads of a pool
 beyond the busy one park instead of contending for the GIL and the write lock; a parked or
 idle thread steps in for a run that has lasted ``step_in_s``, taking over the steps claimed
 behind it."""

@@ -56,7 +56,7 @@ log = logging.getLogger("tasker.worker")
 _T = TypeVar("_T")
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
-# Parking (docs/decisions/0013-parked-threads.md): a parked or idle thread steps in once a run
+# Parking (docs/decisions/0014-parked-threads.md): a parked or idle thread steps in once a run
 # has lasted _STEP_IN_S, and threads park only while runs spend at most _PARK_OFF_CPU_S off the
 # CPU on average (handlers that block keep every thread running).
 _STEP_IN_S = 0.005
@@ -319,7 +319,7 @@ class WorkerPool:
         # first run, so the first claims are single.
         self._run_s: float | None = None
         self._idle = 0  # threads waiting for work: while there are some, claims are single
-        # Parking (ADR 0013): moving average of the time a run spends off the CPU (blocked),
+        # Parking (ADR 0014): moving average of the time a run spends off the CPU (blocked),
         # the threads that hold claimed work, and the parked threads; one of these, the
         # sentinel, watches the runs in flight and steps in when one lasts step_in_s.
         self._off_s: float | None = None
@@ -466,7 +466,7 @@ class WorkerPool:
         and recorded many per transaction, slow ones one at a time, as before. While a thread
         of this pool waits for work, claims stay single: steps that can run in parallel do,
         and batches form only when every thread is busy. ``share``: the busy thread claims
-        for itself and the threads parked beside it (ADR 0013), with their budgets."""
+        for itself and the threads parked beside it (ADR 0014), with their budgets."""
         average = self._run_s
         if average is None or self.settings.batch_max <= 1 or self._idle:
             return 1
@@ -557,7 +557,7 @@ class WorkerPool:
         self._record(batch, wanted)
         return True
 
-    # -- parking (docs/decisions/0013-parked-threads.md) ----------------------------------
+    # -- parking (docs/decisions/0014-parked-threads.md) ----------------------------------
 
     def _parks(self, ident: int) -> bool:
         """Whether thread ``ident``, about to claim, parks instead (``_runs_lock`` held).
