@@ -167,19 +167,19 @@ VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_
         :correlation_id, :success, :execution_time_ms, :attempt);
 
 -- name: claim_candidates_any
--- Enqueued steps of any namespace, by priority then age, in the order of workflow_steps_claim_idx;
+-- Enqueued steps of any namespace, by priority, then task age, then enqueue time (workflow_steps_claim_idx);
 -- rows another claimer holds are skipped.
 SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
 WHERE state = 'enqueued'
-ORDER BY priority DESC, enqueued_at
+ORDER BY priority DESC, task_uuid, enqueued_at
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_candidates_in
--- Enqueued steps of the given namespaces (a JSON list), by priority then age; held rows skipped.
+-- Enqueued steps of the given namespaces (a JSON list), by priority, then task age; held rows skipped.
 SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
 WHERE state = 'enqueued' AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
-ORDER BY priority DESC, enqueued_at
+ORDER BY priority DESC, task_uuid, enqueued_at
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 

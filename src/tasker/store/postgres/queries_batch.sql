@@ -160,7 +160,7 @@ ORDER BY kind DESC, created_at, seq;
 WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued'
-    ORDER BY priority DESC, enqueued_at
+    ORDER BY priority DESC, task_uuid, enqueued_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ),
@@ -208,7 +208,7 @@ WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued'
       AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
-    ORDER BY priority DESC, enqueued_at
+    ORDER BY priority DESC, task_uuid, enqueued_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ),

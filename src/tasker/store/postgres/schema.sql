@@ -97,7 +97,7 @@ CREATE TABLE workflow_steps (
 );
 CREATE INDEX workflow_steps_task_idx ON workflow_steps (task_uuid, state);
 -- Partial indexes: the claimable queue in claim order, due retries, running steps' leases.
-CREATE INDEX workflow_steps_claim_idx ON workflow_steps (priority DESC, enqueued_at)
+CREATE INDEX workflow_steps_claim_idx ON workflow_steps (priority DESC, task_uuid, enqueued_at)
     WHERE state = 'enqueued';
 CREATE INDEX workflow_steps_retry_idx ON workflow_steps (next_retry_at)
     WHERE state IN ('waiting_for_retry', 'pending') AND next_retry_at IS NOT NULL;

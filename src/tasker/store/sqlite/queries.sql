@@ -149,18 +149,18 @@ VALUES (:uuid, :workflow_step_uuid, :transition_uuid, :task_uuid, :now, :worker_
         :correlation_id, :success, :execution_time_ms, :attempt);
 
 -- name: claim_candidates_any
--- Enqueued steps of any namespace, by priority then age, in the order of workflow_steps_claim_idx
+-- Enqueued steps of any namespace, by priority, then task age, then enqueue time (workflow_steps_claim_idx)
 -- (SQLite: the write lock serialises claims).
 SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
 WHERE state = 'enqueued'
-ORDER BY priority DESC, enqueued_at
+ORDER BY priority DESC, task_uuid, enqueued_at
 LIMIT :limit;
 
 -- name: claim_candidates_in
--- Enqueued steps of the given namespaces (a JSON list), by priority then age.
+-- Enqueued steps of the given namespaces (a JSON list), by priority, then task age.
 SELECT workflow_step_uuid, task_uuid, attempts FROM workflow_steps
 WHERE state = 'enqueued' AND namespace IN (SELECT value FROM json_each(:namespaces))
-ORDER BY priority DESC, enqueued_at
+ORDER BY priority DESC, task_uuid, enqueued_at
 LIMIT :limit;
 
 -- name: ancestor_results
