@@ -141,13 +141,14 @@ def test_a_group_leaves_the_audit_trail_of_one_claim_and_one_result_at_a_time(
     pool: WorkerPool,
 ) -> None:
     count = 16
-    serial, grouped = create(pool, "serial", count), create(pool, "grouped", count)
     ancestors_seen: dict[str, list[Any]] = {"serial": [], "grouped": []}
-    for _ in range(STAGES):
-        for _ in range(count):
-            (job,) = claim(pool, 1)
-            ancestors_seen["serial"].append(job.tss["dependency_results"])
-            pool._commit_group([submission(job)])
+    serial = create(pool, "serial", count)
+    for _ in range(STAGES * count):  # one claim, one result at a time (oldest task first)
+        (job,) = claim(pool, 1)
+        ancestors_seen["serial"].append(job.tss["dependency_results"])
+        pool._commit_group([submission(job)])
+    grouped = create(pool, "grouped", count)
+    for _ in range(STAGES):  # every task's a, then every b, then every c: K = 16 each time
         jobs = claim(pool, count)
         ancestors_seen["grouped"].extend(job.tss["dependency_results"] for job in jobs)
         pool._commit_group([submission(job) for job in jobs])
