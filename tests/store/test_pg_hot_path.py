@@ -332,3 +332,48 @@ def test_while_listening_one_waiting_thread_polls_and_the_others_wait_for_news(
 
     assert still_waiting
     assert set(returned) == {"poller", "quiet"}
+
+
+# -- plans (ADR 0018) -----------------------------------------------------------------------
+
+
+def _prepared(tx: SqlTransaction) -> list[str]:
+    rows = tx.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    return [str(r["statement"]) for r in rows]
+
+
+def test_hot_statements_run_on_generic_plans_and_reports_on_custom_ones(
+    pg_store: PostgresStore,
+) -> None:
+    """Connections plan prepared statements generically, so a statement prepared once is not
+    planned again at each run; the reports of queries_operations.sql (optional filters) are
+    never prepared, so each run is planned for its values."""
+    with pg_store.transaction() as tx:
+        task_uuid = create_task(
+            tx, templates_of(pg_store), TaskRequest(name="diamond", namespace="hot"), NOW
+        ).task_uuid
+    for _ in range(8):  # beyond psycopg's prepare threshold (5)
+        with pg_store.read() as tx:
+            assert tx.get_task(task_uuid) is not None
+            assert tx.task_count({"namespace": "hot"}) == 1
+            assert [t.task_uuid for t, _ in tx.task_page({}, now=NOW, limit=5, offset=0)] == [
+                task_uuid
+            ]
+    with pg_store.read() as tx:
+        mode = tx.execute("SHOW plan_cache_mode").fetchall()[0]["plan_cache_mode"]
+        prepared = _prepared(tx)
+    assert mode == "force_generic_plan"
+    assert any("FROM tasks WHERE task_uuid" in s for s in prepared), prepared
+    assert not any("IS NULL OR t.namespace" in s for s in prepared), prepared
+
+
+def test_a_urls_own_options_override_the_plan_mode(fresh_pg_dsn: str) -> None:
+    """An operator who wants PostgreSQL's default plan choice sets it in the URL."""
+    sep = "&" if "?" in fresh_pg_dsn else "?"
+    store = PostgresStore(f"{fresh_pg_dsn}{sep}options=-c%20plan_cache_mode%3Dauto")
+    try:
+        with store.read() as tx:
+            mode = tx.execute("SHOW plan_cache_mode").fetchall()[0]["plan_cache_mode"]
+    finally:
+        store.close()
+    assert mode == "auto"

@@ -38,7 +38,7 @@ from tasker.domain.model import JSONObject, StepRecord, TaskRecord
 from tasker.domain.states import StepState, TaskState
 from tasker.errors import ConfigError, MigrationRequired, StoreError, StoreUnavailable
 from tasker.store.migrate import discover_migrations
-from tasker.store.queries import load_query_files
+from tasker.store.queries import load_queries, load_query_files
 from tasker.store.sql import (
     FencedResult,
     LockedTask,
@@ -86,6 +86,11 @@ _DEFERRABLE_QUERIES = (
     "bump_held_tasks",
     "enqueue_held_steps",
 )
+
+# Queries planned for their parameters at every run, never prepared: the operator and API reports,
+# whose optional filters ("CAST(:x AS text) IS NULL OR ...") and time windows only a plan for the
+# actual values handles well. Every other statement runs on a generic plan (ADR 0018).
+_CUSTOM_PLANNED_FILE = "queries_operations.sql"
 
 # The timestamp columns of a task row that TaskRecord holds.
 _TASK_TIMESTAMPS = ("requested_at", "created_at", "updated_at", "completed_at")
@@ -161,12 +166,18 @@ class _Connection:
     """
 
     def __init__(
-        self, conn: _Conn, where: str, deferrable: frozenset[str], deferrable_prefix: str
+        self,
+        conn: _Conn,
+        where: str,
+        deferrable: frozenset[str],
+        deferrable_prefix: str,
+        custom_planned: frozenset[str],
     ) -> None:
         self._conn = conn
         self._where = where
         self._deferrable = deferrable
         self._deferrable_prefix = deferrable_prefix
+        self._custom_planned = custom_planned
         self._held: list[tuple[str, Any, _Result]] = []
 
     def execute(self, sql: str, params: Any = None, /) -> _Result:
@@ -183,6 +194,9 @@ class _Connection:
         """Run ``sql`` after whatever is held, in one round trip; psycopg errors pass through
         (the caller classifies them)."""
         if not self._held:
+            if sql in self._custom_planned:
+                # Unprepared: planned for these values, whatever plan_cache_mode says.
+                return self._conn.execute(sql, params, prepare=False)
             return self._conn.execute(sql, params)
         held, self._held = self._held, []
         with self._conn.pipeline():
@@ -585,6 +599,10 @@ class PostgresStore:
         self._deferrable = frozenset(
             {_BEGIN, _BEGIN_READ, _NOTIFY_SQL, *(self._queries[n] for n in _DEFERRABLE_QUERIES)}
         )
+        self._custom_planned = frozenset(
+            to_psycopg_placeholders(sql)
+            for sql in load_queries(_HERE / _CUSTOM_PLANNED_FILE).values()
+        )
         # insert_steps has one VALUES row per step (tasker.store.sql): held whatever its rows.
         self._deferrable_prefix = self._queries["insert_steps"].partition("/* rows */")[0]
         self._dialect = PostgresDialect()
@@ -815,7 +833,9 @@ class PostgresStore:
     def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, SqlTransaction]:
         """Start a transaction (not counted as a statement, like SQLite's BEGIN); ``BEGIN`` is
         held and sent with the first statement."""
-        wrapped = _Connection(conn, self._where, self._deferrable, self._deferrable_prefix)
+        wrapped = _Connection(
+            conn, self._where, self._deferrable, self._deferrable_prefix, self._custom_planned
+        )
         wrapped.execute(statement)
         tx = _PostgresTransaction(
             wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
@@ -975,7 +995,9 @@ def _with_defaults(
 
     Session settings travel in libpq ``options`` (no extra round trip per connection); the
     URL's own ``options`` come last, so a ``-c`` there overrides ours. Keepalives let an idle
-    connection (the LISTEN one above all) notice a dead peer.
+    connection (the LISTEN one above all) notice a dead peer. Prepared statements use generic
+    plans: the store's statements look rows up by key, and with ``auto`` PostgreSQL kept
+    re-planning some at every run (ADR 0018).
     """
     ms = {
         "statement_timeout": statement_timeout_s,
@@ -984,7 +1006,7 @@ def _with_defaults(
     }
     ours = " ".join(f"-c {name}={int(value * 1000)}" for name, value in ms.items())
     merged = dict(params)
-    merged["options"] = f"-c TimeZone=UTC {ours} {params.get('options', '')}".strip()
+    merged["options"] = f"-c TimeZone=UTC -c plan_cache_mode=force_generic_plan {ours} {params.get('options', '')}".strip()
     merged.setdefault("connect_timeout", str(max(2, math.ceil(connect_timeout_s))))
     merged.setdefault("application_name", "tasker")
     merged.setdefault("keepalives", "1")
