@@ -116,7 +116,7 @@ CREATE INDEX workflow_step_edges_to_idx ON workflow_step_edges (to_step_uuid);
 
 CREATE TABLE task_transitions (
     task_transition_uuid  text NOT NULL,
-    task_uuid             text NOT NULL REFERENCES tasks (task_uuid),
+    task_uuid             text NOT NULL,  -- no foreign key: written by the trigger of its task row
     from_state            text,
     to_state              text NOT NULL CHECK (to_state IN (
         'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results',
@@ -133,7 +133,7 @@ CREATE TABLE task_transitions (
 
 CREATE TABLE workflow_step_transitions (
     workflow_step_transition_uuid  text NOT NULL,
-    workflow_step_uuid             text NOT NULL REFERENCES workflow_steps (workflow_step_uuid),
+    workflow_step_uuid             text NOT NULL,  -- no foreign key: written by its step's trigger
     task_uuid                      text NOT NULL,
     from_state                     text,
     to_state                       text NOT NULL CHECK (to_state IN (
