@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from tasker.domain.model import Claim, StepRecord, TaskRequest
@@ -342,6 +343,7 @@ def _prepared(tx: SqlTransaction) -> list[str]:
     return [str(r["statement"]) for r in rows]
 
 
+@pytest.mark.postgres
 def test_hot_statements_run_on_generic_plans_and_reports_on_custom_ones(
     pg_store: PostgresStore,
 ) -> None:
@@ -367,6 +369,7 @@ def test_hot_statements_run_on_generic_plans_and_reports_on_custom_ones(
     assert not any("IS NULL OR t.namespace" in s for s in prepared), prepared
 
 
+@pytest.mark.postgres
 def test_a_urls_own_options_override_the_plan_mode(fresh_pg_dsn: str) -> None:
     """An operator who wants PostgreSQL's default plan choice sets it in the URL."""
     sep = "&" if "?" in fresh_pg_dsn else "?"
@@ -377,3 +380,83 @@ def test_a_urls_own_options_override_the_plan_mode(fresh_pg_dsn: str) -> None:
     finally:
         store.close()
     assert mode == "auto"
+
+
+# -- a claim that commits (ADR 0020) ----------------------------------------------------------
+
+
+def claim_and_commit(tx: SqlTransaction, limit: int) -> list[tuple[Claim, StepRecord]]:
+    return claim_step_rows(
+        tx,
+        namespaces=None,
+        limit=limit,
+        worker_id="w1",
+        lease_timeout_s=30.0,
+        now=NOW,
+        commit=True,
+    )
+
+
+@pytest.mark.postgres
+def test_a_claim_sent_with_commit_is_committed_when_it_returns_and_only_reads_may_follow(
+    pg_store: PostgresStore,
+) -> None:
+    store = pg_store
+    templates = templates_of(store)
+    with store.transaction() as tx:
+        task_uuid = create_task(
+            tx, templates, TaskRequest(name="diamond", namespace="hot"), NOW
+        ).task_uuid
+    commits = store.stats.commits
+
+    def claim_then_write() -> str:
+        with store.transaction() as tx:
+            ((top, _),) = claim_and_commit(tx, 4)
+            assert tx.committed
+            with store.read() as other:  # another connection sees the claim already
+                seen = other.get_step(top.step_uuid)
+            assert seen is not None
+            assert seen.state is StepState.IN_PROGRESS
+            assert set(tx.get_tasks([task_uuid])) == {task_uuid}  # a read: allowed
+            claimed.append(top.step_uuid)
+            tx.lock_task(task_uuid)  # a write would commit on its own: refused
+        return "unreachable"
+
+    claimed: list[str] = []
+    with pytest.raises(StoreError, match="after the transaction committed"):
+        claim_then_write()
+
+    assert store.stats.commits == commits + 1
+    with store.read() as tx:
+        row = tx.get_step(claimed[0])
+    assert row is not None
+    assert row.state is StepState.IN_PROGRESS  # committed with the claim, not rolled back
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("limit", "announced"), [(1, ["1"]), (4, [])])
+def test_a_transaction_that_commits_with_its_claim_announces_only_the_steps_it_left(
+    pg_store: PostgresStore, fresh_pg_dsn: str, limit: int, announced: list[str]
+) -> None:
+    """Top's result makes left and right ready; the same transaction claims ``limit`` steps
+    and commits with the claim: the NOTIFY, counted in SQL after the claim, tells other
+    processes about the one step it left (limit 1), and is not sent when it took both."""
+    store = pg_store
+    templates = templates_of(store)
+    with store.transaction() as tx:
+        create_task(tx, templates, TaskRequest(name="diamond", namespace="hot"), NOW)
+    with store.transaction() as tx:
+        ((top, _),) = claim_and_commit(tx, 1)
+    with psycopg.connect(fresh_pg_dsn, autocommit=True) as listener:
+        listener.execute("LISTEN tasker_work")
+        with store.transaction() as tx:
+            document = {"success": True, "result": {}, "metadata": {}}
+            outcome = submit_result(
+                tx, templates, top, document, NOW, jitter=False, step_template=TEMPLATE.step("top")
+            )
+            assert outcome is ResultOutcome.APPLIED
+            claimed = claim_and_commit(tx, limit)
+            assert tx.committed
+        counts = [n.payload.split("|")[1] for n in listener.notifies(timeout=0.5, stop_after=1)]
+    assert len(claimed) == min(limit, 2)
+    assert counts == announced

@@ -71,12 +71,15 @@ def claim_step_rows(
     worker_id: str,
     lease_timeout_s: float,
     now: datetime,
+    commit: bool = False,
 ) -> list[tuple[Claim, StepRecord]]:
     """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
 
     The store claims them all at once, each under its own claim token and with its own
     transition row (two statements for any ``limit``; one on PostgreSQL, which also reads
-    the claimed steps' ancestor results with them).
+    the claimed steps' ancestor results with them). ``commit``: the claim is the
+    transaction's last write, and the store may commit with it (``tx.committed`` then says
+    so); only reads of the claimed steps' tasks, templates and ancestors may follow.
     """
     lease_expires_at = now + timedelta(seconds=lease_timeout_s)
     claimed = tx.claim_enqueued_steps(
@@ -87,6 +90,7 @@ def claim_step_rows(
         worker_id=worker_id,
         lease_expires_at=lease_expires_at,
         metadata={"worker_uuid": worker_id},
+        commit=commit,
     )
     claims = [
         (
@@ -601,8 +605,10 @@ def sweep_expired_leases(
     return swept
 
 
-def release_claim(tx: Transaction, claim: Claim, now: datetime) -> bool:
-    """Give a claim back at shutdown without spending an attempt (R8.5), then re-enqueue."""
+def release_claim(
+    tx: Transaction, claim: Claim, now: datetime, reason: str = "released at worker shutdown"
+) -> bool:
+    """Give a claim back without spending an attempt (R8.5: at shutdown), then re-enqueue."""
     task = tx.lock_task(claim.task_uuid)
     if task is None:
         return False
@@ -621,7 +627,7 @@ def release_claim(tx: Transaction, claim: Claim, now: datetime) -> bool:
             "next_retry_at": None,
         },
         claim_token=claim.token,
-        metadata={"reason": "released at worker shutdown", "worker_uuid": claim.worker_id},
+        metadata={"reason": reason, "worker_uuid": claim.worker_id},
     )
     if moved is None:
         return False

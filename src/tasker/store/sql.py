@@ -286,6 +286,8 @@ class SqlTransaction:
         self.claimed_enqueued = 0
         # Tasks this transaction moved to a settled state (terminal or blocked by failures).
         self.settled_tasks: set[str] = set()
+        # Committed early, with a claim (claim_enqueued_steps' ``commit``; PostgreSQL only).
+        self.committed = False
         self._step_update_sql: dict[tuple[str, ...], str] = {}
 
     def wake_count(self) -> int | None:
@@ -1337,9 +1339,11 @@ class SqlTransaction:
         worker_id: str,
         lease_expires_at: datetime,
         metadata: JSONObject | None = None,
+        commit: bool = False,  # noqa: ARG002 (a hint this store does not need)
     ) -> list[tuple[StepRecord, str]]:
         """Claim up to ``limit`` enqueued steps (``claim_candidates``, then ``start_steps``
-        with a new claim token each).
+        with a new claim token each). ``commit`` allows a store to commit the transaction
+        with the claim (``committed``); this one commits when the transaction ends.
 
         Returns:
             Each claimed step's row as the claim left it (``attempts`` already counts this

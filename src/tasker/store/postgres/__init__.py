@@ -72,6 +72,15 @@ _Conn = psycopg.Connection[DictRow]
 _NOTIFY_SQL = (
     "SELECT pg_notify(c, p) FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(c, p)"
 )
+# The work NOTIFY of a transaction that commits with its claim (``claim_enqueued_steps`` with
+# ``commit``): how many of the steps it enqueued are still enqueued is counted after the claim,
+# in the same round trip, and nothing is sent when it claimed them all.
+_NOTIFY_UNCLAIMED_SQL = (
+    "SELECT pg_notify(%(channel)s, %(sender)s || '|' || n || '|' || %(namespaces)s)"
+    " FROM (SELECT count(*) AS n FROM workflow_steps"
+    " WHERE workflow_step_uuid = ANY (%(steps)s::text[]) AND state = 'enqueued') AS c"
+    " WHERE n > 0"
+)
 _BEGIN = "BEGIN"
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # The store's statements whose results are never read: sent without waiting (see _Connection).
@@ -91,6 +100,17 @@ _DEFERRABLE_QUERIES = (
 # whose optional filters ("CAST(:x AS text) IS NULL OR ...") and time windows only a plan for the
 # actual values handles well. Every other statement runs on a generic plan (ADR 0018).
 _CUSTOM_PLANNED_FILE = "queries_operations.sql"
+
+# What a claimer may still read once its transaction committed with the claim (each in a
+# statement of its own): the rows of claimed steps' tasks it does not hold, their ancestors.
+_READS_AFTER_COMMIT = (
+    "get_tasks",
+    "get_task",
+    "get_step",
+    "named_task_by_uuid",
+    "ancestor_results",
+    "ancestor_results_of",
+)
 
 # The timestamp columns of a task row that TaskRecord holds.
 _TASK_TIMESTAMPS = ("requested_at", "created_at", "updated_at", "completed_at")
@@ -227,6 +247,11 @@ class _Connection:
         """Forget what is held (the transaction failed before it was sent)."""
         self._held.clear()
 
+    def in_transaction(self) -> bool:
+        """Still in the transaction: a statement sent with ``COMMIT`` failed, so the server
+        skipped the ``COMMIT``."""
+        return self._conn.pgconn.transaction_status in _STILL_IN_TRANSACTION
+
 
 class _Result:
     """A statement's result; a held statement's is sent for when it is asked for."""
@@ -271,6 +296,10 @@ class _PostgresTransaction(SqlTransaction):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Set by the store: queues the transaction's NOTIFYs and commits (``claim_...(commit)``).
+        self.finish: Callable[[_PostgresTransaction], None] | None = None
+        # ``committed`` (SqlTransaction): only the reads the claimer makes next
+        # (``_READS_AFTER_COMMIT``, each a statement of its own) may follow.
         self._locked_tasks: set[str] = set()
         # Ancestor results of the steps this transaction claimed, read with the claim, and
         # the rows (JSON text) of the tasks of the root steps among them: served as if read
@@ -389,7 +418,13 @@ class _PostgresTransaction(SqlTransaction):
             ready.pop(step_uuid, None)
         return {step_uuid for step_uuid, _ in steps}
 
+    @property
+    def connection(self) -> _Connection:
+        return cast(_Connection, self._conn)
+
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
+        if self.committed and sql not in {self._q[name] for name in _READS_AFTER_COMMIT}:
+            raise StoreError("a statement after the transaction committed with its claim")
         if self._claimed_ancestors or self._claimed_tasks:
             self._claimed_ancestors.clear()
             self._claimed_tasks.clear()
@@ -405,10 +440,13 @@ class _PostgresTransaction(SqlTransaction):
         worker_id: str,
         lease_expires_at: datetime,
         metadata: JSONObject | None = None,
+        commit: bool = False,
     ) -> list[tuple[StepRecord, str]]:
         """The candidates and their claim in one statement (``claim_steps_any`` /
         ``claim_steps_in``), which also reads each claimed step's ancestor results: the
-        handler context's ``ancestor_results`` then needs no statement of its own."""
+        handler context's ``ancestor_results`` then needs no statement of its own. With
+        ``commit``, the claim travels with the transaction's ``NOTIFY`` and ``COMMIT`` (ADR
+        0020): one round trip for the claim and the commit."""
         params: dict[str, Any] = {
             "limit": limit,
             "tokens": [new_uuid() for _ in range(limit)],
@@ -421,7 +459,14 @@ class _PostgresTransaction(SqlTransaction):
         }
         if namespaces:
             params["namespaces"] = json.dumps(list(namespaces))
-        rows = self._all("claim_steps_in" if namespaces else "claim_steps_any", params)
+        name = "claim_steps_in" if namespaces else "claim_steps_any"
+        if commit and self.finish is not None:
+            self._stats.statements += 1
+            held = self.connection.hold(self._q[name], params)
+            self.finish(self)
+            rows = held.fetchall()
+        else:
+            rows = self._all(name, params)
         claimed: list[tuple[StepRecord, str]] = []
         for row in rows:
             record = self._step_record(row)
@@ -597,7 +642,13 @@ class PostgresStore:
             name: to_psycopg_placeholders(sql) for name, sql in load_query_files(_HERE).items()
         }
         self._deferrable = frozenset(
-            {_BEGIN, _BEGIN_READ, _NOTIFY_SQL, *(self._queries[n] for n in _DEFERRABLE_QUERIES)}
+            {
+                _BEGIN,
+                _BEGIN_READ,
+                _NOTIFY_SQL,
+                _NOTIFY_UNCLAIMED_SQL,
+                *(self._queries[n] for n in _DEFERRABLE_QUERIES),
+            }
         )
         self._custom_planned = frozenset(
             to_psycopg_placeholders(sql)
@@ -766,29 +817,52 @@ class PostgresStore:
         conn = self._getconn()
         try:
             wrapped, tx = self._begin(conn, _BEGIN)
+            tx.finish = self._finish_with_claim
             try:
                 yield tx
-                wake = tx.wake_count()
-                self._announce(tx, wake)
+                if not tx.committed:
+                    self._announce(tx, tx.wake_count())
+                    self._commit(wrapped)
             except BaseException:
                 wrapped.drop_held()
                 self._end(conn, "ROLLBACK")
                 raise
-            try:
-                wrapped.run("COMMIT")  # with the NOTIFY and anything else held
-            except psycopg.Error as exc:
-                if conn.pgconn.transaction_status in _STILL_IN_TRANSACTION:
-                    # A statement sent with COMMIT failed, so COMMIT never ran: roll back.
-                    self._end(conn, "ROLLBACK")
-                    raise _store_error(exc, self._where, "a statement failed") from exc
-                raise _store_error(
-                    exc, self._where, "commit failed (the outcome is unknown)"
-                ) from exc
-            self.stats.commits += 1
         finally:
             self._putconn(conn)
+        wake = tx.wake_count()  # after a claim that committed with it, counts what it took
         if wake != 0:
             self._wake_local(wake)
+
+    def _commit(self, wrapped: _Connection) -> None:
+        """``COMMIT``, with the ``NOTIFY`` and anything else held."""
+        try:
+            wrapped.run("COMMIT")
+            self.stats.commits += 1
+        except psycopg.Error as exc:
+            if wrapped.in_transaction():
+                # A statement sent with COMMIT failed, so COMMIT never ran (the caller rolls
+                # back).
+                raise _store_error(exc, self._where, "a statement failed") from exc
+            raise _store_error(exc, self._where, "commit failed (the outcome is unknown)") from exc
+
+    def _finish_with_claim(self, tx: _PostgresTransaction) -> None:
+        """Commit ``tx`` together with its claim, which is held: the work ``NOTIFY`` counts the
+        steps the transaction enqueued and did not claim after the claim, in SQL."""
+        if tx.wake_namespaces and tx.enqueued_step_uuids:
+            tx.execute(
+                _NOTIFY_UNCLAIMED_SQL,
+                {
+                    "channel": _CHANNEL,
+                    "sender": self.processor_uuid,
+                    "namespaces": ",".join(sorted(tx.wake_namespaces)),
+                    "steps": sorted(tx.enqueued_step_uuids),
+                },
+            )
+            self._announce(tx, 0)  # the settled tasks' NOTIFYs
+        else:
+            self._announce(tx, tx.wake_count())
+        self._commit(tx.connection)
+        tx.committed = True
 
     def _announce(self, tx: SqlTransaction, wake: int | None) -> None:
         """Queue the transaction's ``NOTIFY``s (work for others, settled tasks): one statement
@@ -830,7 +904,7 @@ class PostgresStore:
         finally:
             self._putconn(conn)
 
-    def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, SqlTransaction]:
+    def _begin(self, conn: _Conn, statement: str) -> tuple[_Connection, _PostgresTransaction]:
         """Start a transaction (not counted as a statement, like SQLite's BEGIN); ``BEGIN`` is
         held and sent with the first statement."""
         wrapped = _Connection(
@@ -1006,7 +1080,8 @@ def _with_defaults(
     }
     ours = " ".join(f"-c {name}={int(value * 1000)}" for name, value in ms.items())
     merged = dict(params)
-    merged["options"] = f"-c TimeZone=UTC -c plan_cache_mode=force_generic_plan {ours} {params.get('options', '')}".strip()
+    plans = "-c plan_cache_mode=force_generic_plan"
+    merged["options"] = f"-c TimeZone=UTC {plans} {ours} {params.get('options', '')}".strip()
     merged.setdefault("connect_timeout", str(max(2, math.ceil(connect_timeout_s))))
     merged.setdefault("application_name", "tasker")
     merged.setdefault("keepalives", "1")
