@@ -40,6 +40,10 @@ log = logging.getLogger("tasker.runtime")
 # How often Tasker.wait re-reads a task that no transaction of this process settles (its
 # workers run in other processes).
 _WAIT_POLL_S = 0.2
+# Bounds of what Tasker.wait remembers to skip its first read (see ``wait``): tasks created
+# here while every settle is heard, and tasks whose settle was heard. Forgetting one costs only
+# that read, or at worst one poll interval.
+_REMEMBERED_TASKS = 4096
 
 
 def _now() -> datetime:
@@ -161,6 +165,9 @@ class Tasker:
         self._waiters: dict[str, list[threading.Event]] = {}
         self._waiters_lock = threading.Lock()
         self._subscribed = False
+        # Insertion-ordered sets (dicts), under _waiters_lock: see ``wait``.
+        self._created_here: dict[str, None] = {}
+        self._recently_settled: dict[str, None] = {}
         self._pool: WorkerPool | None = None
         self._maintenance: threading.Thread | None = None
         self._stop = threading.Event()
@@ -217,8 +224,11 @@ class Tasker:
         return self.submit(request)
 
     def submit(self, request: TaskRequest) -> str:
+        heard = self._hears_every_settle()
         with self.store.transaction() as tx:
             created = create_task(tx, self.templates, request, _now())
+        if heard:
+            self._remember(self._created_here, [created.task_uuid])
         self._settled_in(tx.settled_tasks)
         return created.task_uuid
 
@@ -238,10 +248,14 @@ class Tasker:
         batch = list(requests)
         if not batch:
             return []
+        heard = self._hears_every_settle()
         with self.store.transaction() as tx:
             created = create_tasks(tx, self.templates, batch, _now())
+        uuids = [task.task_uuid for task in created]
+        if heard:
+            self._remember(self._created_here, uuids)
         self._settled_in(tx.settled_tasks)
-        return [task.task_uuid for task in created]
+        return uuids
 
     def get_task(self, task_uuid: str) -> TaskView:
         """The task and its steps.
@@ -265,6 +279,11 @@ class Tasker:
         a lost notification (or SQLite across processes) is caught by a re-read every
         ``_WAIT_POLL_S``.
 
+        A task this process created while it heard every settle (its workers run here on
+        SQLite, or the PostgreSQL ``LISTEN`` was up), and whose settle it has not heard yet,
+        is not read first: it cannot be settled, and the read would only compete with the
+        workers running it. Its settle wakes the waiter, as above.
+
         Raises:
             TaskNotFound: no such task.
         """
@@ -276,12 +295,16 @@ class Tasker:
                 self._subscribed = True
                 self.store.on_settled(self._settled_in)
             self._waiters.setdefault(task_uuid, []).append(event)
+            unsettled = task_uuid in self._created_here and task_uuid not in self._recently_settled
         try:
             while True:
-                event.clear()
-                view = self._settled_view(task_uuid)
-                if view is not None:
-                    return view
+                if unsettled:
+                    unsettled = False  # read after the first wake-up or poll interval
+                else:
+                    event.clear()
+                    view = self._settled_view(task_uuid)
+                    if view is not None:
+                        return view
                 remaining = (
                     _WAIT_POLL_S
                     if deadline is None
@@ -296,7 +319,23 @@ class Tasker:
                 events.remove(event)
                 if not events:
                     del self._waiters[task_uuid]
+                    self._created_here.pop(task_uuid, None)
         return self.get_task(task_uuid)
+
+    def _hears_every_settle(self) -> bool:
+        """Every settle of a task created now will reach ``_settled_in``: the store hears
+        other processes' settles, or this process runs the workers of an SQLite store (a task
+        settled by another process on the same file is then seen at the next poll)."""
+        if self.store.hears_settles():
+            return True
+        return self._pool is not None and self.store.backend == "sqlite"
+
+    def _remember(self, remembered: dict[str, None], task_uuids: Iterable[str]) -> None:
+        with self._waiters_lock:
+            for task_uuid in task_uuids:
+                remembered[task_uuid] = None
+            while len(remembered) > _REMEMBERED_TASKS:
+                del remembered[next(iter(remembered))]
 
     def _settled_view(self, task_uuid: str) -> TaskView | None:
         """The task with its steps if it is settled, else ``None``: one read either way."""
@@ -311,7 +350,11 @@ class Tasker:
 
     def _settled_in(self, task_uuids: Iterable[str]) -> None:
         """Wake the waiters of tasks a committed transaction settled."""
-        for task_uuid in task_uuids:
+        settled = list(task_uuids)
+        if not settled:
+            return
+        self._remember(self._recently_settled, settled)
+        for task_uuid in settled:
             with self._waiters_lock:
                 events = list(self._waiters.get(task_uuid, ()))
             for event in events:

@@ -56,4 +56,9 @@ class Store(Protocol):
         a backend without cross-process notifications never calls it; waiters poll anyway)."""
         ...
 
+    def hears_settles(self) -> bool:
+        """Whether other processes' settles reach ``on_settled`` callbacks right now
+        (PostgreSQL while its ``LISTEN`` connection is up)."""
+        ...
+
     def close(self) -> None: ...

@@ -933,6 +933,9 @@ class PostgresStore:
         self._settled_callbacks.append(callback)
         self._ensure_listener()
 
+    def hears_settles(self) -> bool:
+        return self._listening and bool(self._settled_callbacks)
+
     def _on_settled_notify(self, payload: str) -> None:
         sender, _, uuids = payload.partition("|")
         if sender == self.processor_uuid or not uuids:

@@ -153,6 +153,9 @@ class SqliteStore:
     def on_settled(self, callback: Callable[[Iterable[str]], None]) -> None:
         """Nothing to subscribe to: SQLite has no notifications between processes."""
 
+    def hears_settles(self) -> bool:
+        return False
+
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
         self._closed = True
