@@ -334,19 +334,23 @@ def _self_peak_rss_kb() -> int:
 class WorkerProcesses:
     """``tasker worker`` subprocesses serving one database; their output goes to log files."""
 
-    def __init__(self, url: str, count: int, concurrency: int, log_dir: Path) -> None:
+    def __init__(
+        self, url: str, count: int, concurrency: int, log_dir: Path, code: Path | None = None
+    ) -> None:
         self.url = url
         self.count = count
         self.concurrency = concurrency
         self.log_dir = log_dir
+        self.code = code  # a checkout whose src/ the workers import tasker from (benchmarks.ab)
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the processes and wait until each says it is serving."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
+        code = [str(self.code.resolve() / "src")] if self.code is not None else []
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            [str(REPO_ROOT), *code, *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         for key, value in SETTINGS.items():
             env[f"TASKER_{key.upper()}"] = (
@@ -543,8 +547,11 @@ class Environment:
         self._log_dir = Path(tempfile.mkdtemp(prefix="tasker-bench-logs-"))
 
     @contextmanager
-    def session(self, templates: Iterable[TaskTemplate] = ()) -> Iterator[Session]:
-        """A fresh database with the benchmark templates (and ``templates``) registered."""
+    def session(
+        self, templates: Iterable[TaskTemplate] = (), worker_code: Path | None = None
+    ) -> Iterator[Session]:
+        """A fresh database with the benchmark templates (and ``templates``) registered; its
+        worker processes run the engine of ``worker_code`` (a checkout) if given."""
         url = self.server.new_database()
         app: Tasker | None = None
         observer: Tasker | None = None
@@ -561,7 +568,9 @@ class Environment:
             if self.workers == 0:
                 app.start()
             else:
-                workers = WorkerProcesses(url, self.workers, self.concurrency, self._log_dir)
+                workers = WorkerProcesses(
+                    url, self.workers, self.concurrency, self._log_dir, worker_code
+                )
                 workers.start()
             yield Session(self.server, url, app, observer, workers)
         finally:

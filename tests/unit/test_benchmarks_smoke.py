@@ -45,3 +45,22 @@ def test_quick_run_checks_every_workload_and_counts_sql(capsys: pytest.CaptureFi
     # QUICK sizes: 3 latency runs of 4 steps, 4 batch workers + analyzer + convergence, 20 leaves.
     steps = {name: w["steps"] for name, w in workloads.items()}
     assert (steps["linear4_latency"], steps["batch_1000"], steps["wide_fanout"]) == (12, 6, 21)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_the_interleaved_ab_runs_both_checkouts_and_prints_the_paired_difference(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from benchmarks.ab import main as ab_main
+
+    monkeypatch.setenv("TASKER_BENCH_DATABASE_URL", pg_dsn)
+    repo = Path(__file__).resolve().parents[2]
+    status = ab_main([str(repo), str(repo), "--runs", "3", "--workers", "1", "--concurrency", "1"])
+    out = capsys.readouterr().out
+
+    assert status == 0, out
+    assert "linear4, 3 tasks per side, 1 worker processes each" in out
+    assert "B - A, paired: median" in out
