@@ -8,7 +8,8 @@ PostgreSQL server, each served by W worker processes that import ``tasker`` from
 checkout's ``src/`` (``A`` and ``B`` are directories, e.g. ``git worktree add /tmp/a REV``).
 The tasks alternate between them one at a time (A then B, then B then A, ...), so any drift
 hits both alike, and each pair of neighbouring tasks gives a paired difference. The caller
-(creation and ``Tasker.wait``) is this checkout's code for both. An A/A run of the harness
+(creation and ``Tasker.wait``) is this checkout's code for both, and so is the schema (it
+migrates both databases). An A/A run of the harness
 showed differences of +0.3 ms on ~14 ms tasks: treat |median(B - A)| under ~0.5 ms as noise.
 PostgreSQL only: an SQLite engine runs in the caller's process, which has one ``tasker``.
 """
