@@ -62,5 +62,5 @@ def test_the_interleaved_ab_runs_both_checkouts_and_prints_the_paired_difference
     out = capsys.readouterr().out
 
     assert status == 0, out
-    assert "linear4, 3 tasks per side, 1 worker processes each" in out
+    assert "linear4, one task at a time, 3 runs per side, 1 worker processes" in out
     assert "B - A, paired: median" in out
