@@ -26,7 +26,7 @@ from tasker.errors import ConfigError, TaskNotFound
 from tasker.orchestration.creation import create_task, create_tasks
 from tasker.orchestration.dlq import StalenessThresholds, StaleTask, detect_stale_tasks
 from tasker.orchestration.lifecycle import evaluate_task
-from tasker.orchestration.steps import sweep_expired_leases
+from tasker.orchestration.results import sweep_expired_leases
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, open_store
 from tasker.templates import load_templates
@@ -441,7 +441,7 @@ class Tasker:
             self._maintenance.join(5.0)
             self._maintenance = None
         if unfinished:
-            from tasker.orchestration.steps import release_claim
+            from tasker.orchestration.claims import release_claim
 
             with self.store.transaction() as tx:
                 for claim in unfinished:

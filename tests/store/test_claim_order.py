@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tasker.domain.model import Claim, TaskRequest
+from tasker.orchestration.claims import claim_step_rows
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import claim_step_rows, submit_result
+from tasker.orchestration.results import submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store
 from tasker.templates import load_template_text

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import ResultGroup, ResultOutcome
+from tasker.orchestration.results import ResultGroup, ResultOutcome
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store
 from tasker.templates import load_template_text

@@ -17,8 +17,9 @@ import pytest
 
 from tasker.domain.model import Claim, TaskRequest
 from tasker.domain.states import StepState, TaskState
+from tasker.orchestration.claims import claim_steps
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import ResultOutcome, claim_steps, submit_result
+from tasker.orchestration.results import ResultOutcome, submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.postgres import PostgresStore
 from tasker.templates import load_template_text

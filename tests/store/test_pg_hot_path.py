@@ -15,8 +15,9 @@ import pytest
 from tasker.domain.model import Claim, StepRecord, TaskRequest
 from tasker.domain.states import StepState, TaskState
 from tasker.errors import StoreError
+from tasker.orchestration.claims import claim_step_rows
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import ResultGroup, ResultOutcome, claim_step_rows, submit_result
+from tasker.orchestration.results import ResultGroup, ResultOutcome, submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store
 from tasker.store.postgres import PostgresStore

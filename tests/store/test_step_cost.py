@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 from tasker.domain.model import Claim, TaskRequest
 from tasker.domain.template import StepTemplate
+from tasker.orchestration.claims import claim_step_rows
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import claim_step_rows, submit_result
+from tasker.orchestration.results import submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, Transaction
 from tasker.templates import load_template_text

@@ -14,8 +14,9 @@ import pytest
 from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
 from tasker.errors import DuplicateTask
+from tasker.orchestration.claims import claim_steps
 from tasker.orchestration.creation import create_task
-from tasker.orchestration.steps import ResultOutcome, claim_steps, submit_result
+from tasker.orchestration.results import ResultOutcome, submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, Transaction
 from tasker.store.sql import new_uuid

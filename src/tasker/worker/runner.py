@@ -29,14 +29,8 @@ from typing import Any, TypeVar
 from tasker.domain.model import Claim, JSONObject, StepRecord, TaskRecord
 from tasker.domain.template import StepTemplate
 from tasker.errors import StoreUnavailable, TaskerError
-from tasker.orchestration.steps import (
-    ResultGroup,
-    ResultOutcome,
-    claim_step_rows,
-    heartbeat,
-    release_claim,
-    save_checkpoint,
-)
+from tasker.orchestration.claims import claim_step_rows, heartbeat, release_claim, save_checkpoint
+from tasker.orchestration.results import ResultGroup, ResultOutcome
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Store, Transaction
 from tasker.worker.context import StepContext

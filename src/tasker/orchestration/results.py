@@ -1,9 +1,10 @@
-"""A step's life between enqueue and completion: claims, results, retries, leases, checkpoints.
+"""Results: a run's outcome recorded under its claim, and the task advanced in the same pass.
 
 The worker that ran a step records its result and, in the same transaction, orchestration
-processes it and advances the task: one commit per step result (execution.md §6 in one pass).
-Every write made under a claim is fenced by its token (R1.4): a late or superseded worker
-changes nothing.
+processes it (complete, retry with backoff, or error; decision and batch outcomes) and advances
+the task: one commit per step result (execution.md §6 in one pass). A result whose claim was
+superseded changes nothing (R1.4). Expired leases are swept here too, as the failures their
+workers would have recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tasker.domain.model import Claim, JSONObject, StepRecord
+from tasker.domain.model import Claim, JSONObject
 from tasker.domain.retry import backoff_delay_s, should_retry
 from tasker.domain.states import StepEvent, StepState
 from tasker.domain.template import StepTemplate, StepType, TaskTemplate
@@ -27,11 +28,7 @@ from tasker.store.sql import FencedResult, LockedTask, StepOverview
 __all__ = [
     "ResultGroup",
     "ResultOutcome",
-    "claim_step_rows",
-    "claim_steps",
-    "heartbeat",
-    "release_claim",
-    "save_checkpoint",
+    "lost_worker_document",
     "submit_result",
     "sweep_expired_leases",
 ]
@@ -40,77 +37,6 @@ __all__ = [
 class ResultOutcome(StrEnum):
     APPLIED = "applied"
     REFUSED = "refused"  # the claim was superseded or the step moved on: nothing written
-
-
-def claim_steps(
-    tx: Transaction,
-    *,
-    namespaces: Sequence[str] | None,
-    limit: int,
-    worker_id: str,
-    lease_timeout_s: float,
-    now: datetime,
-) -> list[Claim]:
-    """Claim up to ``limit`` enqueued steps: ``enqueued -> in_progress``, ``attempts + 1``."""
-    rows = claim_step_rows(
-        tx,
-        namespaces=namespaces,
-        limit=limit,
-        worker_id=worker_id,
-        lease_timeout_s=lease_timeout_s,
-        now=now,
-    )
-    return [claim for claim, _ in rows]
-
-
-def claim_step_rows(
-    tx: Transaction,
-    *,
-    namespaces: Sequence[str] | None,
-    limit: int,
-    worker_id: str,
-    lease_timeout_s: float,
-    now: datetime,
-    commit: bool = False,
-) -> list[tuple[Claim, StepRecord]]:
-    """``claim_steps``, with each claimed step's row as the claim left it (saves a read).
-
-    The store claims them all at once, each under its own claim token and with its own
-    transition row (two statements for any ``limit``; one on PostgreSQL, which also reads
-    the claimed steps' ancestor results with them). ``commit``: the claim is the
-    transaction's last write, and the store may commit with it (``tx.committed`` then says
-    so); only reads of the claimed steps' tasks, templates and ancestors may follow.
-    """
-    lease_expires_at = now + timedelta(seconds=lease_timeout_s)
-    claimed = tx.claim_enqueued_steps(
-        namespaces,
-        limit,
-        StepEvent.START.value,
-        now,
-        worker_id=worker_id,
-        lease_expires_at=lease_expires_at,
-        metadata={"worker_uuid": worker_id},
-        commit=commit,
-    )
-    claims = [
-        (
-            Claim(
-                row.task_uuid,
-                row.workflow_step_uuid,
-                token,
-                worker_id,
-                row.attempts - 1,
-                lease_expires_at,
-            ),
-            row,
-        )
-        for row, token in claimed
-    ]
-    # A step this transaction enqueued and claims itself needs no other worker woken for it.
-    tx.claimed_enqueued += sum(
-        1 for claim, _ in claims if claim.step_uuid in tx.enqueued_step_uuids
-    )
-    return claims
 
 
 def submit_result(
@@ -603,60 +529,3 @@ def sweep_expired_leases(
         if submit_result(tx, templates, claim, document, now) is ResultOutcome.APPLIED:
             swept += 1
     return swept
-
-
-def release_claim(
-    tx: Transaction, claim: Claim, now: datetime, reason: str = "released at worker shutdown"
-) -> bool:
-    """Give a claim back without spending an attempt (R8.5: at shutdown), then re-enqueue."""
-    task = tx.lock_task(claim.task_uuid)
-    if task is None:
-        return False
-    moved = tx.transition_step(
-        claim.step_uuid,
-        claim.task_uuid,
-        StepState.IN_PROGRESS,
-        StepState.WAITING_FOR_RETRY,
-        StepEvent.WAIT_FOR_RETRY.value,
-        now,
-        changes={
-            "in_process": False,
-            "attempts_delta": -1,
-            "claim_token": None,
-            "lease_expires_at": None,
-            "next_retry_at": None,
-        },
-        claim_token=claim.token,
-        metadata={"reason": reason, "worker_uuid": claim.worker_id},
-    )
-    if moved is None:
-        return False
-    evaluate_locked_task(tx, task, now)
-    return True
-
-
-def heartbeat(tx: Transaction, claim: Claim, lease_timeout_s: float, now: datetime) -> bool:
-    """Extend a lease; ``False`` means the claim is gone and the run should stop writing."""
-    return tx.heartbeat(claim.step_uuid, claim.token, now + timedelta(seconds=lease_timeout_s))
-
-
-def save_checkpoint(
-    tx: Transaction,
-    claim: Claim,
-    *,
-    cursor: Any,
-    items_processed: int,
-    accumulated_results: Any,
-    lease_timeout_s: float,
-    now: datetime,
-) -> bool:
-    """Persist a checkpoint fenced by the claim, renewing its lease (R4.1)."""
-    return tx.save_checkpoint(
-        claim.step_uuid,
-        claim.token,
-        cursor=cursor,
-        items_processed=items_processed,
-        accumulated_results=accumulated_results,
-        lease_expires_at=now + timedelta(seconds=lease_timeout_s),
-        now=now,
-    )
