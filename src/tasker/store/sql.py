@@ -9,7 +9,9 @@ backend's triggers (``schema.sql``) turn it into the transition rows (states.md 
 from __future__ import annotations
 
 import json
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +33,38 @@ __all__ = [
 ]
 
 
+_UUID_LOCK = threading.Lock()
+_last_uuid = [0, 0]  # (ms, random bits) of this process's latest id
+
+
+def _reset_uuid_lock() -> None:
+    global _UUID_LOCK  # a fork may have copied it held by another thread
+    _UUID_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_uuid_lock)
+
+
 def new_uuid() -> str:
-    """A time-ordered UUID (v7 layout) as text, so ids sort by creation."""
-    return _uuid7_text(time.time_ns() // 1_000_000, random.getrandbits(74))
+    """A time-ordered UUID (v7 layout) as text, so ids sort by creation.
+
+    Within one process the order is strict, as RFC 9562 §6.2 (method 3) allows: an id made in
+    the same millisecond as the previous one (or while the clock stepped back) takes the
+    previous random bits plus a random increment, so two tasks created one after the other sort
+    in that order (the claim order of ADR 0016 relies on it). Across processes the order is the
+    millisecond's.
+    """
+    ms = time.time_ns() // 1_000_000
+    with _UUID_LOCK:
+        last_ms, last_rand = _last_uuid
+        if ms > last_ms:
+            rand = random.getrandbits(74)
+        else:
+            ms, rand = last_ms, last_rand + 1 + random.getrandbits(32)
+            if rand >> 74:  # the random bits ran out within one millisecond: borrow the next
+                ms, rand = ms + 1, random.getrandbits(73)
+        _last_uuid[0], _last_uuid[1] = ms, rand
+    return _uuid7_text(ms, rand)
 
 
 def _uuid7_text(ms: int, rand: int) -> str:
