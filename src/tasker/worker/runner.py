@@ -545,7 +545,8 @@ class WorkerPool:
                     break
                 job = batch.queued.popleft()
                 timeout = float(job.step.timeout_seconds or self.settings.step_timeout_s)
-                run = _Run(job.claim, time.monotonic() + timeout, threading.current_thread())
+                begun = time.monotonic()  # one reading: a timed-out run lasted its timeout
+                run = _Run(job.claim, begun + timeout, threading.current_thread(), started=begun)
                 self._runs[ident] = run
             cpu = time.thread_time()
             try:
