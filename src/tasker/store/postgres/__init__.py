@@ -167,6 +167,7 @@ class PostgresStore:
         self._queries = {
             name: to_psycopg_placeholders(sql) for name, sql in load_query_files(_HERE).items()
         }
+        self._queries["claim_steps_in"] = _in_namespaces(self._queries["claim_steps_any"])
         self._deferrable = frozenset(
             {
                 _BEGIN,
@@ -584,6 +585,17 @@ class PostgresStore:
                 log.exception("LISTEN loop failed; restarting it in %.1fs", delay)
             self._stopping.wait(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _in_namespaces(claim_any: str) -> str:
+    """``claim_steps_in``: ``claim_steps_any`` with its candidates filtered by namespace (a
+    text of its own, so each keeps its plan)."""
+    marker = "/* namespaces */"
+    if claim_any.count(marker) != 1:
+        raise ValueError(f"claim_steps_any must hold {marker} exactly once")
+    return claim_any.replace(
+        marker, "AND namespace IN (SELECT jsonb_array_elements_text(%(namespaces)s::jsonb))"
+    )
 
 
 def _with_defaults(

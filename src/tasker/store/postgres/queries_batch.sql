@@ -156,58 +156,11 @@ ORDER BY kind DESC, created_at, seq;
 -- steps this transaction wrote earlier are visible to it. A step without parents, usually the
 -- first of its task that a worker claims, also brings its task's row (root_task_row, as JSON
 -- text), which the claimer would read next (get_tasks); a worker keeps the rows of tasks it
--- claimed, so later steps don't.
+-- claimed, so later steps don't. claim_steps_in, the same for the namespaces of :namespaces (a
+-- JSON list), is this text with "/* namespaces */" replaced by that filter (PostgresStore).
 WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
-    WHERE state = 'enqueued'
-    ORDER BY priority DESC, task_uuid, enqueued_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-),
-numbered AS MATERIALIZED (
-    SELECT workflow_step_uuid, row_number() OVER () AS n FROM candidates
-),
-claimed AS (
-    UPDATE workflow_steps s SET state = 'in_progress', transition_count = s.transition_count + 1,
-        last_path = NULL, updated_at = :now, last_event = :event,
-        last_metadata = :metadata::jsonb,
-        last_transition_uuid = (:transition_uuids::text[])[c.n], in_process = true,
-        attempts = s.attempts + 1, last_attempted_at = :now,
-        claim_token = (:tokens::text[])[c.n], claimed_by = :worker_id,
-        lease_expires_at = :lease_expires_at
-    FROM numbered c
-    WHERE s.workflow_step_uuid = c.workflow_step_uuid
-    RETURNING s.*, c.n AS claim_n
-),
-ancestors(root, uuid) AS (
-    SELECT c.workflow_step_uuid, e.from_step_uuid
-    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
-    UNION
-    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
-    JOIN ancestors a ON e.to_step_uuid = a.uuid
-),
-ancestor_results AS (
-    SELECT a.root,
-           json_agg(json_build_array(p.name, p.results) ORDER BY p.created_at, p.step_seq)
-               AS results
-    FROM workflow_steps p JOIN ancestors a ON a.uuid = p.workflow_step_uuid
-    WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
-      AND p.processed AND p.results IS NOT NULL
-    GROUP BY a.root
-)
-SELECT c.*, r.results AS ancestor_results,
-    CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
-         THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
-    END AS root_task_row
-FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
-ORDER BY c.claim_n;
-
--- name: claim_steps_in
--- claim_steps_any for the steps of the namespaces of :namespaces (a JSON list).
-WITH RECURSIVE candidates AS MATERIALIZED (
-    SELECT workflow_step_uuid FROM workflow_steps
-    WHERE state = 'enqueued'
-      AND namespace IN (SELECT jsonb_array_elements_text(:namespaces::jsonb))
+    WHERE state = 'enqueued' /* namespaces */
     ORDER BY priority DESC, task_uuid, enqueued_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
