@@ -461,3 +461,25 @@ def test_a_transaction_that_commits_with_its_claim_announces_only_the_steps_it_l
         counts = [n.payload.split("|")[1] for n in listener.notifies(timeout=0.5, stop_after=1)]
     assert len(claimed) == min(limit, 2)
     assert counts == announced
+
+
+@pytest.mark.postgres
+def test_reads_end_without_forgetting_the_connections_prepared_statements(
+    pg_store: PostgresStore,
+) -> None:
+    """psycopg drops every statement it prepared on a connection the first time that
+    connection runs ROLLBACK (and again at each ROLLBACK after that). Reads end with COMMIT
+    (the same for a read-only transaction), so statements a worker prepared on a connection
+    stay prepared after a read borrowed it (ADR 0022)."""
+    with pg_store.transaction() as tx:
+        task_uuid = create_task(
+            tx, templates_of(pg_store), TaskRequest(name="diamond", namespace="hot"), NOW
+        ).task_uuid
+    for _ in range(6):  # one thread: the pool lends it the same connection every time
+        with pg_store.transaction() as tx:
+            assert tx.get_task(task_uuid) is not None  # prepared at its fifth run
+    with pg_store.read() as tx:
+        assert any("FROM tasks WHERE task_uuid = $1" in s for s in _prepared(tx))
+    with pg_store.read() as tx:
+        still = [s for s in _prepared(tx) if "FROM tasks WHERE task_uuid = $1" in s]
+    assert still

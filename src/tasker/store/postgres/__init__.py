@@ -253,7 +253,8 @@ class PostgresStore:
         return max(0.0, min(1.0, in_use / max(1, self._pool.max_size)))
 
     def _end(self, conn: Conn, statement: LiteralString) -> None:
-        """ROLLBACK after a failure; never masks the exception that is already on its way.
+        """End a read, or ROLLBACK after a failure; never masks the exception that is already
+        on its way.
 
         Nothing to do when the transaction never started (its ``BEGIN`` was still held)."""
         if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
@@ -425,9 +426,14 @@ class PostgresStore:
             wrapped, tx = self._begin(conn, _BEGIN_READ)
             try:
                 yield tx
-            finally:
+            except BaseException:
                 wrapped.drop_held()
                 self._end(conn, "ROLLBACK")
+                raise
+            wrapped.drop_held()
+            # COMMIT, not ROLLBACK: the same for a read-only transaction, but psycopg forgets
+            # every statement it prepared on a connection that runs ROLLBACK (ADR 0022).
+            self._end(conn, "COMMIT")
         finally:
             self._putconn(conn)
 
