@@ -27,14 +27,19 @@ __all__ = ["SqliteDialect", "SqliteStore"]
 _HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 
-# WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
-# threshold, i.e. under this process's write lock, and with synchronous=NORMAL it fsyncs the
-# database file there: every writer queued behind the lock waits for that fsync. Instead the
-# committing thread runs a PASSIVE checkpoint (what the automatic one does) after it has
-# released the write lock, every _CHECKPOINT_EVERY commits (a step writes about ten WAL pages,
-# so about SQLite's default of 1,000 pages). The automatic checkpoint stays, at a higher
-# threshold, only as a bound on the WAL for transactions much larger than a step.
-_CHECKPOINT_EVERY = 100
+# WAL checkpoints (docs/decisions/0017-checkpoints-off-the-write-path.md). SQLite's automatic
+# checkpoint runs inside the COMMIT that crosses its threshold, under this process's write lock,
+# and with synchronous=NORMAL it fsyncs there: every writer queued behind the lock waits for the
+# copy of the whole WAL. Instead a checkpointer thread of the store copies what is committed, on
+# its own connection and off the write lock, each time the transactions have changed
+# _CHECKPOINT_ROWS rows since its last pass: rows changed (triggers' included) stand for the WAL
+# pages written whatever the size of a transaction (a commit of a claim batch writes a thousand
+# pages, a single step's about ten), and 16,000 rows are some 4,000-8,000 pages. Once the WAL
+# holds _RESTART_FRAMES frames, the pass then copies the few frames committed meanwhile under
+# the write lock, so that the next writer finds every frame copied and starts the WAL over (the
+# only way SQLite restarts it). The automatic checkpoint stays as a bound on the WAL.
+_CHECKPOINT_ROWS = 16_000
+_RESTART_FRAMES = 4_096
 _AUTOCHECKPOINT_PAGES = 10_000
 
 
@@ -104,7 +109,8 @@ class SqliteStore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._since_checkpoint = 0  # commits since the last checkpoint; under _write_lock
+        self._since_checkpoint = 0  # rows changed since the last checkpoint; under _write_lock
+        self._checkpointer: _Checkpointer | None = None
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._queries = load_query_files(_HERE)
@@ -155,7 +161,11 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
-        self._closed = True
+        with self._connections_lock:
+            self._closed = True
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()  # before its connection is closed
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -221,6 +231,7 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"SQLite database {self.path} is locked: {exc}") from exc
+            changes = conn.total_changes
             try:
                 yield tx
             except BaseException:
@@ -232,23 +243,44 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed on {self.path}: {exc}") from exc
             self.stats.commits += 1
-            self._since_checkpoint += 1
-            checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY
+            self._since_checkpoint += conn.total_changes - changes
+            checkpoint = self._since_checkpoint >= _CHECKPOINT_ROWS
             if checkpoint:
                 self._since_checkpoint = 0
         if checkpoint:
-            self._checkpoint(conn)
+            self._request_checkpoint()
         wake = tx.wake_count()
         if wake != 0:
             self._wake_local(wake)
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy committed WAL frames into the database file, outside the write lock. PASSIVE
-        never blocks writers or readers; what it cannot copy now, a later one will."""
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # the commit stands; only the checkpoint is postponed
-            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+    def _request_checkpoint(self) -> None:
+        """Have the checkpointer thread (started on first use) run a checkpoint soon."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            with self._connections_lock:
+                if self._closed:
+                    return
+                checkpointer = self._checkpointer
+                if checkpointer is None:
+                    checkpointer = _Checkpointer(self._checkpoint_pass, self.path)
+                    self._checkpointer = checkpointer
+        checkpointer.request()
+
+    def _checkpoint_pass(self) -> None:
+        """The checkpointer's pass: copy what is committed, off the write lock; when the WAL
+        has grown long, copy the rest (what was committed meanwhile) under the write lock, so
+        that the next writer starts the WAL over from its beginning."""
+        _, frames, _ = self._checkpoint()
+        if frames >= _RESTART_FRAMES:
+            with self._write_lock:
+                self._checkpoint()
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """Copy committed WAL frames into the database file, on this thread's connection.
+        PASSIVE never blocks writers or readers; what it cannot copy now, a later one will.
+        Returns SQLite's ``(busy, frames in the WAL, frames copied)``."""
+        row = self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -286,6 +318,49 @@ class SqliteStore:
             if self._work_seq == seen and not self._closed:
                 self._work.wait(timeout_s)
             return self._work_seq
+
+
+class _Checkpointer:
+    """A daemon thread that runs the store's checkpoints when asked, so that neither a writer
+    (under the write lock) nor the thread that committed (the pool's busy worker) waits for
+    the copy and its fsyncs."""
+
+    def __init__(self, run: Callable[[], None], path: Path) -> None:
+        self._run = run
+        self._path = path
+        self._wanted = threading.Condition()
+        self._pending = False
+        self._stopping = False
+        self.runs = 0  # checkpoints run, for tests
+        self._thread = threading.Thread(
+            target=self._loop, name="tasker-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._wanted:
+            self._pending = True
+            self._wanted.notify()
+
+    def stop(self) -> None:
+        with self._wanted:
+            self._stopping = True
+            self._wanted.notify()
+        self._thread.join(30.0)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wanted:
+                while not self._pending and not self._stopping:
+                    self._wanted.wait()
+                if self._stopping:
+                    return
+                self._pending = False
+            try:
+                self._run()
+            except (sqlite3.Error, StoreError) as exc:  # commits stand; only copying waits
+                log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+            self.runs += 1
 
 
 def _split_sql(script: str) -> list[str]:
