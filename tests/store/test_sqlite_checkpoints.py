@@ -1,6 +1,6 @@
 """The SQLite store copies its WAL into the database file on a checkpointer thread of its own,
 off the write path, once its transactions have changed enough rows; once the WAL is long it
-lets the next writer start the WAL over (docs/decisions/0017-checkpoints-off-the-write-path.md).
+lets the next writer start the WAL over (docs/decisions/0017-sqlite-write-path.md).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ __all__ = ["SqliteDialect", "SqliteStore"]
 _HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 
-# WAL checkpoints (docs/decisions/0017-checkpoints-off-the-write-path.md). SQLite's automatic
+# WAL checkpoints (docs/decisions/0017-sqlite-write-path.md). SQLite's automatic
 # checkpoint runs inside the COMMIT that crosses its threshold, under this process's write lock,
 # and with synchronous=NORMAL it fsyncs there: every writer queued behind the lock waits for the
 # copy of the whole WAL. Instead a checkpointer thread of the store copies what is committed, on
@@ -223,30 +223,35 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        """A write transaction; commits on success, rolls back on any exception."""
+        """A write transaction; commits on success, rolls back on any exception.
+
+        The write lock and ``BEGIN IMMEDIATE`` wait for the transaction's first statement, so
+        that the Python work a caller does before it runs outside the lock."""
         conn = self._connection()
-        with self._write_lock:
-            tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite database {self.path} is locked: {exc}") from exc
-            changes = conn.total_changes
+        deferred = _DeferredBegin(self, conn)
+        tx = SqlTransaction(deferred, self._queries, self._dialect, self.stats, self.processor_uuid)
+        checkpoint = False
+        try:
             try:
                 yield tx
             except BaseException:
-                conn.execute("ROLLBACK")
+                if deferred.begun:
+                    conn.execute("ROLLBACK")
                 raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+            if deferred.begun:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+                self._since_checkpoint += conn.total_changes - deferred.changes
+                checkpoint = self._since_checkpoint >= _CHECKPOINT_ROWS
+                if checkpoint:
+                    self._since_checkpoint = 0
             self.stats.commits += 1
-            self._since_checkpoint += conn.total_changes - changes
-            checkpoint = self._since_checkpoint >= _CHECKPOINT_ROWS
-            if checkpoint:
-                self._since_checkpoint = 0
+        finally:
+            if deferred.locked:
+                self._write_lock.release()
         if checkpoint:
             self._request_checkpoint()
         wake = tx.wake_count()
@@ -318,6 +323,34 @@ class SqliteStore:
             if self._work_seq == seen and not self._closed:
                 self._work.wait(timeout_s)
             return self._work_seq
+
+
+class _DeferredBegin:
+    """The connection of a write transaction that takes the store's write lock and begins at
+    its first statement."""
+
+    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self.locked = False
+        self.begun = False
+        self.changes = 0
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if not self.begun:
+            self._begin()
+        return self._conn.execute(sql, params)
+
+    def _begin(self) -> None:
+        store = self._store
+        store._write_lock.acquire()
+        self.locked = True
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite database {store.path} is locked: {exc}") from exc
+        self.begun = True
+        self.changes = self._conn.total_changes
 
 
 class _Checkpointer:
