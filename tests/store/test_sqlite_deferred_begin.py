@@ -1,5 +1,7 @@
 """A SQLite write transaction takes the store's write lock (and begins) at its first statement,
-so the Python work its caller does before that runs while other threads write."""
+so the Python work its caller does before that runs while other threads write; every write
+transaction runs on the store's one write connection (docs/decisions/0017-sqlite-write-path.md).
+"""
 
 from __future__ import annotations
 
@@ -87,3 +89,33 @@ def test_a_database_locked_by_another_process_raises_unavailable_and_frees_the_l
         outsider.close()
     _insert(store, "after")
     assert _rows(store) == ["after"]
+
+
+def test_threads_writing_at_once_share_the_write_connection_one_transaction_at_a_time(
+    store: SqliteStore,
+) -> None:
+    """Every write transaction runs on the store's one write connection; transactions of
+    several threads still see only their own uncommitted rows and all of them commit."""
+    errors: list[BaseException] = []
+
+    def work(who: str) -> None:
+        try:
+            for i in range(25):
+                with store.transaction() as tx:
+                    tx.execute("INSERT INTO scratch (who) VALUES (?)", (f"{who}-{i}",))
+                    tx.execute("INSERT INTO scratch (who) VALUES (?)", (f"{who}-{i}b",))
+                    mine = tx.execute(
+                        "SELECT COUNT(*) FROM scratch WHERE who IN (?, ?)",
+                        (f"{who}-{i}", f"{who}-{i}b"),
+                    ).fetchone()[0]
+                    assert mine == 2
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30.0)
+    assert errors == []
+    assert len(_rows(store)) == 4 * 25 * 2

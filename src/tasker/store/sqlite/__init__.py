@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # only way SQLite restarts it). The automatic checkpoint stays as a bound on the WAL.
 _CHECKPOINT_ROWS = 16_000
 _RESTART_FRAMES = 4_096
+# The write connection's page cache: a commit of a claim batch (up to 128 steps of as many tasks)
+# touches some 1,000 pages, more than SQLite's default of 2 MiB holds.
+_WRITER_CACHE_KIB = 16_384
 _AUTOCHECKPOINT_PAGES = 10_000
 
 
@@ -112,6 +115,7 @@ class SqliteStore:
         self._since_checkpoint = 0  # rows changed since the last checkpoint; under _write_lock
         self._checkpointer: _Checkpointer | None = None
         self._connections: list[sqlite3.Connection] = []
+        self._write_conn: sqlite3.Connection | None = None  # under _write_lock
         self._connections_lock = threading.Lock()
         self._queries = load_query_files(_HERE)
         self._dialect = SqliteDialect()
@@ -131,10 +135,33 @@ class SqliteStore:
 
     # -- connections ----------------------------------------------------------------------
 
+    def _writer(self) -> sqlite3.Connection:
+        """The connection of every write transaction of this store (``_write_lock`` held).
+
+        One connection for all of them, as they run one at a time anyway: SQLite drops a
+        connection's page cache whenever another connection has written, so with a connection
+        per thread each transaction started cold after the caller's or another thread's commit
+        and read its pages again; this one keeps a cache large enough for a claim batch's
+        pages (docs/decisions/0017-sqlite-write-path.md)."""
+        conn = self._write_conn
+        if conn is None:
+            conn = self._write_conn = self._open()
+            try:
+                conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot set up {self.path}: {exc}") from exc
+        return conn
+
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reads (and migrations and checkpoints)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
+        conn = self._open()
+        self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the store is closed")
         try:
@@ -151,7 +178,6 @@ class SqliteStore:
             conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self._local.conn = conn
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -171,6 +197,7 @@ class SqliteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._write_conn = None
         with self._work:
             self._work.notify_all()
 
@@ -227,8 +254,7 @@ class SqliteStore:
 
         The write lock and ``BEGIN IMMEDIATE`` wait for the transaction's first statement, so
         that the Python work a caller does before it runs outside the lock."""
-        conn = self._connection()
-        deferred = _DeferredBegin(self, conn)
+        deferred = _DeferredBegin(self)
         tx = SqlTransaction(deferred, self._queries, self._dialect, self.stats, self.processor_uuid)
         checkpoint = False
         try:
@@ -236,9 +262,10 @@ class SqliteStore:
                 yield tx
             except BaseException:
                 if deferred.begun:
-                    conn.execute("ROLLBACK")
+                    deferred.conn.execute("ROLLBACK")
                 raise
             if deferred.begun:
+                conn = deferred.conn
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
@@ -329,28 +356,35 @@ class _DeferredBegin:
     """The connection of a write transaction that takes the store's write lock and begins at
     its first statement."""
 
-    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
+    def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._conn = conn
+        self._conn: sqlite3.Connection | None = None
         self.locked = False
         self.begun = False
         self.changes = 0
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's write connection, once the transaction has begun."""
+        assert self._conn is not None
+        return self._conn
+
     def execute(self, sql: str, params: Any = ()) -> Any:
         if not self.begun:
             self._begin()
-        return self._conn.execute(sql, params)
+        return self.conn.execute(sql, params)
 
     def _begin(self) -> None:
         store = self._store
         store._write_lock.acquire()
         self.locked = True
+        conn = self._conn = store._writer()
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite database {store.path} is locked: {exc}") from exc
         self.begun = True
-        self.changes = self._conn.total_changes
+        self.changes = conn.total_changes
 
 
 class _Checkpointer:
