@@ -9,7 +9,9 @@ backend's triggers (``schema.sql``) turn it into the transition rows (states.md 
 from __future__ import annotations
 
 import json
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +34,39 @@ __all__ = [
 
 
 def new_uuid() -> str:
-    """A time-ordered UUID (v7 layout) as text, so ids sort by creation."""
-    return _uuid7_text(time.time_ns() // 1_000_000, random.getrandbits(74))
+    """A time-ordered UUID (v7 layout) as text, so ids sort by creation: within this process
+    strictly, also among ids of the same millisecond (RFC 9562 §6.2, method 2: the random
+    bits of the previous id plus a random increment). Claims order tasks by their uuid
+    (docs/decisions/0016); with fresh random bits per id, two tasks created in the same
+    millisecond, as consecutive creations often are, were ordered at random."""
+    global _last_uuid7
+    ms = time.time_ns() // 1_000_000
+    with _uuid7_lock:
+        last_ms, last_rand = _last_uuid7
+        if ms > last_ms:
+            rand = random.getrandbits(74)
+        else:  # the same millisecond, or the clock went back: continue the last id's sequence
+            ms = last_ms
+            rand = last_rand + 1 + random.getrandbits(32)
+            if rand >> 74:  # the random bits ran out: borrow the next millisecond
+                ms, rand = ms + 1, random.getrandbits(73)
+        _last_uuid7 = (ms, rand)
+    return _uuid7_text(ms, rand)
+
+
+# The last id's (millisecond, random bits), so that the next one sorts after it.
+_last_uuid7: tuple[int, int] = (0, 0)
+_uuid7_lock = threading.Lock()
+
+
+def _reset_uuid7_after_fork() -> None:
+    """A forked child starts its own sequence (fresh random bits, a lock no thread holds)."""
+    global _last_uuid7, _uuid7_lock
+    _last_uuid7 = (0, 0)
+    _uuid7_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_uuid7_after_fork)
 
 
 def _uuid7_text(ms: int, rand: int) -> str:
