@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # its own connection and off the write lock, each time the transactions have changed
 # _CHECKPOINT_ROWS rows since its last pass: rows changed (triggers' included) stand for the WAL
 # pages written whatever the size of a transaction (a commit of a claim batch writes a thousand
-# pages, a single step's about ten), and 16,000 rows are some 4,000-8,000 pages. Once the WAL
+# pages, a single step's about ten), and 16,000 rows are some 3,000-7,500 pages. Once the WAL
 # holds _RESTART_FRAMES frames, the pass then copies the few frames committed meanwhile under
 # the write lock, so that the next writer finds every frame copied and starts the WAL over (the
 # only way SQLite restarts it). The automatic checkpoint stays as a bound on the WAL.
@@ -398,7 +398,6 @@ class _Checkpointer:
         self._wanted = threading.Condition()
         self._pending = False
         self._stopping = False
-        self.runs = 0  # checkpoints run, for tests
         self._thread = threading.Thread(
             target=self._loop, name="tasker-sqlite-checkpoint", daemon=True
         )
@@ -427,7 +426,6 @@ class _Checkpointer:
                 self._run()
             except (sqlite3.Error, StoreError) as exc:  # commits stand; only copying waits
                 log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
-            self.runs += 1
 
 
 def _split_sql(script: str) -> list[str]:
