@@ -27,14 +27,22 @@ __all__ = ["SqliteDialect", "SqliteStore"]
 _HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 
-# WAL checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
-# threshold, i.e. under this process's write lock, and with synchronous=NORMAL it fsyncs the
-# database file there: every writer queued behind the lock waits for that fsync. Instead the
-# committing thread runs a PASSIVE checkpoint (what the automatic one does) after it has
-# released the write lock, every _CHECKPOINT_EVERY commits (a step writes about ten WAL pages,
-# so about SQLite's default of 1,000 pages). The automatic checkpoint stays, at a higher
-# threshold, only as a bound on the WAL for transactions much larger than a step.
-_CHECKPOINT_EVERY = 100
+# WAL checkpoints (docs/decisions/0017-sqlite-write-path.md). SQLite's automatic
+# checkpoint runs inside the COMMIT that crosses its threshold, under this process's write lock,
+# and with synchronous=NORMAL it fsyncs there: every writer queued behind the lock waits for the
+# copy of the whole WAL. Instead a checkpointer thread of the store copies what is committed, on
+# its own connection and off the write lock, each time the transactions have changed
+# _CHECKPOINT_ROWS rows since its last pass: rows changed (triggers' included) stand for the WAL
+# pages written whatever the size of a transaction (a commit of a claim batch writes a thousand
+# pages, a single step's about ten), and 16,000 rows are some 3,000-7,500 pages. Once the WAL
+# holds _RESTART_FRAMES frames, the pass then copies the few frames committed meanwhile under
+# the write lock, so that the next writer finds every frame copied and starts the WAL over (the
+# only way SQLite restarts it). The automatic checkpoint stays as a bound on the WAL.
+_CHECKPOINT_ROWS = 16_000
+_RESTART_FRAMES = 4_096
+# The write connection's page cache: a commit of a claim batch (up to 128 steps of as many tasks)
+# touches some 1,000 pages, more than SQLite's default of 2 MiB holds.
+_WRITER_CACHE_KIB = 16_384
 _AUTOCHECKPOINT_PAGES = 10_000
 
 
@@ -104,8 +112,10 @@ class SqliteStore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._since_checkpoint = 0  # commits since the last checkpoint; under _write_lock
+        self._since_checkpoint = 0  # rows changed since the last checkpoint; under _write_lock
+        self._checkpointer: _Checkpointer | None = None
         self._connections: list[sqlite3.Connection] = []
+        self._write_conn: sqlite3.Connection | None = None  # under _write_lock
         self._connections_lock = threading.Lock()
         self._queries = load_query_files(_HERE)
         self._dialect = SqliteDialect()
@@ -125,10 +135,33 @@ class SqliteStore:
 
     # -- connections ----------------------------------------------------------------------
 
+    def _writer(self) -> sqlite3.Connection:
+        """The connection of every write transaction of this store (``_write_lock`` held).
+
+        One connection for all of them, as they run one at a time anyway: SQLite drops a
+        connection's page cache whenever another connection has written, so with a connection
+        per thread each transaction started cold after the caller's or another thread's commit
+        and read its pages again; this one keeps a cache large enough for a claim batch's
+        pages (docs/decisions/0017-sqlite-write-path.md)."""
+        conn = self._write_conn
+        if conn is None:
+            conn = self._write_conn = self._open()
+            try:
+                conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot set up {self.path}: {exc}") from exc
+        return conn
+
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reads (and migrations and checkpoints)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
+        conn = self._open()
+        self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the store is closed")
         try:
@@ -145,7 +178,6 @@ class SqliteStore:
             conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self._local.conn = conn
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -158,12 +190,17 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
-        self._closed = True
+        with self._connections_lock:
+            self._closed = True
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()  # before its connection is closed
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._write_conn = None
         with self._work:
             self._work.notify_all()
 
@@ -216,42 +253,69 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        """A write transaction; commits on success, rolls back on any exception."""
-        conn = self._connection()
-        with self._write_lock:
-            tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite database {self.path} is locked: {exc}") from exc
+        """A write transaction; commits on success, rolls back on any exception.
+
+        The write lock and ``BEGIN IMMEDIATE`` wait for the transaction's first statement, so
+        that the Python work a caller does before it runs outside the lock."""
+        deferred = _DeferredBegin(self)
+        tx = SqlTransaction(deferred, self._queries, self._dialect, self.stats, self.processor_uuid)
+        checkpoint = False
+        try:
             try:
                 yield tx
             except BaseException:
-                conn.execute("ROLLBACK")
+                if deferred.begun:
+                    deferred.conn.execute("ROLLBACK")
                 raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+            if deferred.begun:
+                conn = deferred.conn
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+                self._since_checkpoint += conn.total_changes - deferred.changes
+                checkpoint = self._since_checkpoint >= _CHECKPOINT_ROWS
+                if checkpoint:
+                    self._since_checkpoint = 0
             self.stats.commits += 1
-            self._since_checkpoint += 1
-            checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY
-            if checkpoint:
-                self._since_checkpoint = 0
+        finally:
+            if deferred.locked:
+                self._write_lock.release()
         if checkpoint:
-            self._checkpoint(conn)
+            self._request_checkpoint()
         wake = tx.wake_count()
         if wake != 0:
             self._wake_local(wake)
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy committed WAL frames into the database file, outside the write lock. PASSIVE
-        never blocks writers or readers; what it cannot copy now, a later one will."""
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # the commit stands; only the checkpoint is postponed
-            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+    def _request_checkpoint(self) -> None:
+        """Have the checkpointer thread (started on first use) run a checkpoint soon."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            with self._connections_lock:
+                if self._closed:
+                    return
+                checkpointer = self._checkpointer
+                if checkpointer is None:
+                    checkpointer = _Checkpointer(self._checkpoint_pass, self.path)
+                    self._checkpointer = checkpointer
+        checkpointer.request()
+
+    def _checkpoint_pass(self) -> None:
+        """The checkpointer's pass: copy what is committed, off the write lock; when the WAL
+        has grown long, copy the rest (what was committed meanwhile) under the write lock, so
+        that the next writer starts the WAL over from its beginning."""
+        _, frames, _ = self._checkpoint()
+        if frames >= _RESTART_FRAMES:
+            with self._write_lock:
+                self._checkpoint()
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """Copy committed WAL frames into the database file, on this thread's connection.
+        PASSIVE never blocks writers or readers; what it cannot copy now, a later one will.
+        Returns SQLite's ``(busy, frames in the WAL, frames copied)``."""
+        row = self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -289,6 +353,82 @@ class SqliteStore:
             if self._work_seq == seen and not self._closed:
                 self._work.wait(timeout_s)
             return self._work_seq
+
+
+class _DeferredBegin:
+    """The connection of a write transaction that takes the store's write lock and begins at
+    its first statement."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._conn: sqlite3.Connection | None = None
+        self.locked = False
+        self.begun = False
+        self.changes = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's write connection, once the transaction has begun."""
+        assert self._conn is not None
+        return self._conn
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if not self.begun:
+            self._begin()
+        return self.conn.execute(sql, params)
+
+    def _begin(self) -> None:
+        store = self._store
+        store._write_lock.acquire()
+        self.locked = True
+        conn = self._conn = store._writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite database {store.path} is locked: {exc}") from exc
+        self.begun = True
+        self.changes = conn.total_changes
+
+
+class _Checkpointer:
+    """A daemon thread that runs the store's checkpoints when asked, so that neither a writer
+    (under the write lock) nor the thread that committed (the pool's busy worker) waits for
+    the copy and its fsyncs."""
+
+    def __init__(self, run: Callable[[], None], path: Path) -> None:
+        self._run = run
+        self._path = path
+        self._wanted = threading.Condition()
+        self._pending = False
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._loop, name="tasker-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._wanted:
+            self._pending = True
+            self._wanted.notify()
+
+    def stop(self) -> None:
+        with self._wanted:
+            self._stopping = True
+            self._wanted.notify()
+        self._thread.join(30.0)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wanted:
+                while not self._pending and not self._stopping:
+                    self._wanted.wait()
+                if self._stopping:
+                    return
+                self._pending = False
+            try:
+                self._run()
+            except (sqlite3.Error, StoreError) as exc:  # commits stand; only copying waits
+                log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
 
 
 def _split_sql(script: str) -> list[str]:
