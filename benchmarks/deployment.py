@@ -510,9 +510,12 @@ class Session:
         counted = self.server.counters(self.url)
         if counted is None:
             return Counters(None, None, "not counted")
-        own = self.observer.store.stats.statements  # the caller's polling, not engine work
-        statements = None if counted.statements is None else counted.statements - own
-        return Counters(statements, counted.commits, counted.source)
+        # The harness's own polling is not engine work: its statements, and its reads, which
+        # end with COMMIT (ADR 0022) and so count as commits on the server.
+        own = self.observer.store.stats
+        statements = None if counted.statements is None else counted.statements - own.statements
+        commits = None if counted.commits is None else counted.commits - own.read_commits
+        return Counters(statements, commits, counted.source)
 
     @contextmanager
     def measure(self) -> Iterator[list[Measurement]]:

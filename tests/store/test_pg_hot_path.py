@@ -478,8 +478,13 @@ def test_reads_end_without_forgetting_the_connections_prepared_statements(
     for _ in range(6):  # one thread: the pool lends it the same connection every time
         with pg_store.transaction() as tx:
             assert tx.get_task(task_uuid) is not None  # prepared at its fifth run
+    read_commits = pg_store.stats.read_commits
     with pg_store.read() as tx:
         assert any("FROM tasks WHERE task_uuid = $1" in s for s in _prepared(tx))
     with pg_store.read() as tx:
         still = [s for s in _prepared(tx) if "FROM tasks WHERE task_uuid = $1" in s]
+    with pg_store.read():
+        pass  # never started: its BEGIN was held, nothing to end
     assert still
+    # Counted apart from commits, so a server-wide commit count can leave them out.
+    assert pg_store.stats.read_commits == read_commits + 2

@@ -145,10 +145,13 @@ StepOverview = tuple[list[tuple[str, StepState]], dict[StepState, int]]
 
 @dataclass(slots=True)
 class StoreStats:
-    """Statements and commits issued, to measure what one step costs."""
+    """Statements and commits issued, to measure what one step costs; ``read_commits``: read
+    transactions that ended with ``COMMIT`` (PostgreSQL, ADR 0022), which a server counts as
+    commits too."""
 
     statements: int = 0
     commits: int = 0
+    read_commits: int = 0
 
 
 class Dialect(Protocol):

@@ -433,6 +433,8 @@ class PostgresStore:
             wrapped.drop_held()
             # COMMIT, not ROLLBACK: the same for a read-only transaction, but psycopg forgets
             # every statement it prepared on a connection that runs ROLLBACK (ADR 0022).
+            if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.stats.read_commits += 1
             self._end(conn, "COMMIT")
         finally:
             self._putconn(conn)
