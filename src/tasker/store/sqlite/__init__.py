@@ -44,6 +44,9 @@ _RESTART_FRAMES = 4_096
 # touches some 1,000 pages, more than SQLite's default of 2 MiB holds.
 _WRITER_CACHE_KIB = 16_384
 _AUTOCHECKPOINT_PAGES = 10_000
+# How long close() waits for transactions and reads in flight before it leaves their
+# connections open (closing a connection under a running statement crashes the process).
+_CLOSE_WAIT_S = 10.0
 
 
 # json.dumps with non-default arguments builds a new JSONEncoder per call; one shared encoder
@@ -117,6 +120,9 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._write_conn: sqlite3.Connection | None = None  # under _write_lock
         self._connections_lock = threading.Lock()
+        # Transactions and reads in flight, and close() waiting for them (ADR 0017).
+        self._in_use = 0
+        self._unused = threading.Condition(self._connections_lock)
         self._queries = load_query_files(_HERE)
         self._dialect = SqliteDialect()
         self.stats = StoreStats()
@@ -189,15 +195,30 @@ class SqliteStore:
         return False
 
     def close(self) -> None:
-        """Close every connection this store opened (all threads)."""
+        """Close every connection this store opened (all threads), once the transactions and
+        reads in flight have ended; new ones raise ``StoreError``.
+
+        A thread may still be recording a result when its pool's shutdown grace ran out, and
+        every write runs on one shared connection: closing it under a running statement
+        crashes the process. After ``_CLOSE_WAIT_S`` the connections still in use are left
+        open instead (and logged)."""
         with self._connections_lock:
             self._closed = True
             checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.stop()  # before its connection is closed
         with self._connections_lock:
-            for conn in self._connections:
-                conn.close()
+            self._unused.wait_for(lambda: self._in_use == 0, _CLOSE_WAIT_S)
+            if self._in_use:
+                log.warning(
+                    "closing %s with %d transactions or reads still running: their"
+                    " connections are left open",
+                    self.path,
+                    self._in_use,
+                )
+            else:
+                for conn in self._connections:
+                    conn.close()
             self._connections.clear()
         self._local = threading.local()
         self._write_conn = None
@@ -257,6 +278,7 @@ class SqliteStore:
 
         The write lock and ``BEGIN IMMEDIATE`` wait for the transaction's first statement, so
         that the Python work a caller does before it runs outside the lock."""
+        self._enter()
         deferred = _DeferredBegin(self)
         tx = SqlTransaction(deferred, self._queries, self._dialect, self.stats, self.processor_uuid)
         checkpoint = False
@@ -282,6 +304,7 @@ class SqliteStore:
         finally:
             if deferred.locked:
                 self._write_lock.release()
+            self._leave()
         if checkpoint:
             self._request_checkpoint()
         wake = tx.wake_count()
@@ -320,13 +343,29 @@ class SqliteStore:
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
         """A read-only snapshot (no write lock taken)."""
-        conn = self._connection()
-        tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
-        conn.execute("BEGIN")
+        self._enter()
         try:
-            yield tx
+            conn = self._connection()
+            tx = SqlTransaction(conn, self._queries, self._dialect, self.stats, self.processor_uuid)
+            conn.execute("BEGIN")
+            try:
+                yield tx
+            finally:
+                conn.execute("COMMIT")
         finally:
-            conn.execute("COMMIT")
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._connections_lock:
+            if self._closed:
+                raise StoreError(f"the store of {self.path} is closed")
+            self._in_use += 1
+
+    def _leave(self) -> None:
+        with self._connections_lock:
+            self._in_use -= 1
+            if self._in_use == 0:
+                self._unused.notify_all()
 
     # -- wake-ups -------------------------------------------------------------------------
 
