@@ -252,17 +252,18 @@ class PostgresStore:
         in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
         return max(0.0, min(1.0, in_use / max(1, self._pool.max_size)))
 
-    def _end(self, conn: Conn, statement: LiteralString) -> None:
+    def _end(self, conn: Conn, statement: LiteralString) -> bool:
         """End a read, or ROLLBACK after a failure; never masks the exception that is already
-        on its way.
+        on its way. Returns whether there was a transaction to end.
 
         Nothing to do when the transaction never started (its ``BEGIN`` was still held)."""
         if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            return
+            return False
         try:
             conn.execute(statement)
         except psycopg.Error as exc:
             log.debug("%s on %s failed (connection is discarded): %s", statement, self._where, exc)
+        return True
 
     def close(self) -> None:
         """Close the pool and the LISTEN connection; wake anyone waiting for work."""
@@ -433,9 +434,8 @@ class PostgresStore:
             wrapped.drop_held()
             # COMMIT, not ROLLBACK: the same for a read-only transaction, but psycopg forgets
             # every statement it prepared on a connection that runs ROLLBACK (ADR 0022).
-            if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            if self._end(conn, "COMMIT"):
                 self.stats.read_commits += 1
-            self._end(conn, "COMMIT")
         finally:
             self._putconn(conn)
 

@@ -157,16 +157,15 @@ class HeldConnection:
     def run(self, sql: str, params: Any = None) -> psycopg.Cursor[DictRow]:
         """Run ``sql`` after whatever is held, in one round trip; psycopg errors pass through
         (the caller classifies them)."""
+        # A report is never prepared: planned for these values, whatever plan_cache_mode says.
+        prepare = False if sql in self._custom_planned else None
         if not self._held:
-            if sql in self._custom_planned:
-                # Unprepared: planned for these values, whatever plan_cache_mode says.
-                return self._conn.execute(sql, params, prepare=False)
-            return self._conn.execute(sql, params)
+            return self._conn.execute(sql, params, prepare=prepare)
         held, self._held = self._held, []
         with self._conn.pipeline():
             for held_sql, held_params, result in held:
                 result.cursor = self._conn.execute(held_sql, held_params)
-            cursor = self._conn.execute(sql, params)
+            cursor = self._conn.execute(sql, params, prepare=prepare)
         return cursor  # leaving the pipeline read every result and raised the first error
 
     def hold(self, sql: str, params: Any) -> HeldResult:
