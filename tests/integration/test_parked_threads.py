@@ -105,7 +105,8 @@ def test_a_thread_stepping_in_takes_the_steps_claimed_behind_a_stuck_run() -> No
     workers._runs[2] = run
     assert not workers._take_stuck(mine, run.started + 0.001), "not stuck yet"
     assert workers._watch_timeout(run.started + 0.001) <= 0.004 + 1e-9
-    assert workers._take_stuck(mine, run.started + 0.005)
+    # (started + 0.005) - started can come out a hair under 0.005 in floating point.
+    assert workers._take_stuck(mine, run.started + 0.005 + 1e-9)
     assert [j.claim.step_uuid for j in mine.queued] == ["b", "c"]
     assert not stuck.queued, "each claimed step is held by one thread only"
     assert workers._watch_timeout(run.started + 0.005) == float("inf"), "nothing left behind it"
@@ -113,7 +114,7 @@ def test_a_thread_stepping_in_takes_the_steps_claimed_behind_a_stuck_run() -> No
     overlapping._batches[2] = _Batch(deque([job("d")]))
     overlapping._runs[2] = run
     assert not overlapping._take_stuck(_Batch(), run.started + 0.005)
-    assert overlapping._take_stuck(_Batch(), run.started + 0.05)
+    assert overlapping._take_stuck(_Batch(), run.started + 0.05 + 1e-9)
 
 
 def test_branches_that_wait_for_each_other_finish_in_a_pool_that_parks(

@@ -256,11 +256,21 @@ class PostgresStore:
         """End a read, or ROLLBACK after a failure; never masks the exception that is already
         on its way. Returns whether there was a transaction to end.
 
-        Nothing to do when the transaction never started (its ``BEGIN`` was still held)."""
+        Nothing to do when the transaction never started (its ``BEGIN`` was still held).
+
+        ``ROLLBACK`` goes through ``Connection.rollback``, which also makes psycopg forget
+        the statements it prepared (and the server deallocate them): a statement that reached
+        psycopg's prepare threshold inside a pipeline that failed before it counts as prepared
+        on the client but was never parsed, and would fail later with "prepared statement
+        does not exist" (psycopg 3.3 forgets them on ``ROLLBACK`` only the first time it sees
+        one)."""
         if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             return False
         try:
-            conn.execute(statement)
+            if statement == "ROLLBACK":
+                conn.rollback()
+            else:
+                conn.execute(statement)
         except psycopg.Error as exc:
             log.debug("%s on %s failed (connection is discarded): %s", statement, self._where, exc)
         return True
