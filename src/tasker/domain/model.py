@@ -17,6 +17,7 @@ __all__ = [
     "ExecutionStatus",
     "JSONObject",
     "StepRecord",
+    "Successors",
     "TaskRecord",
     "TaskRequest",
     "TransitionRecord",
@@ -106,8 +107,24 @@ class TransitionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Successors:
+    """A claimed step's children as its claim read them, for predicting the pass that its
+    plain success starts (ADR 0023): each child's uuid and number of parents, in creation
+    order, and the task's namespace and template. ``last``: the step has no children and
+    every other step of its task was complete when it was claimed."""
+
+    namespace: str
+    named_task_uuid: str
+    children: tuple[tuple[str, int], ...]
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
-    """A worker's lease on one step. ``token`` fences every write made under it (R1.4)."""
+    """A worker's lease on one step. ``token`` fences every write made under it (R1.4).
+
+    ``successors``: the step's children when the store read them with the claim
+    (PostgreSQL), else ``None``."""
 
     task_uuid: str
     step_uuid: str
@@ -115,6 +132,7 @@ class Claim:
     worker_id: str
     attempts_before: int
     lease_expires_at: datetime
+    successors: Successors | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ __all__ = [
     "NetworkError",
     "NotFound",
     "NotFoundError",
+    "PassMispredicted",
     "PermanentError",
     "RateLimitError",
     "ResolutionError",
@@ -146,6 +147,11 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached; retry later."""
 
     retryable_default = True
+
+
+class PassMispredicted(StoreError):
+    """A predicted orchestration pass met a premise that did not hold when it ran (ADR 0023):
+    the transaction was rolled back; redo it without predicting."""
 
 
 class MigrationRequired(StoreError):

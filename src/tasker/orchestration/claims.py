@@ -78,6 +78,7 @@ def claim_step_rows(
                 worker_id,
                 row.attempts - 1,
                 lease_expires_at,
+                tx.claimed_successors.get(row.workflow_step_uuid),
             ),
             row,
         )

@@ -17,13 +17,13 @@ from typing import Any
 
 from tasker.domain.model import Claim, JSONObject
 from tasker.domain.retry import backoff_delay_s, should_retry
-from tasker.domain.states import StepEvent, StepState
+from tasker.domain.states import StepEvent, StepState, TaskState
 from tasker.domain.template import StepTemplate, StepType, TaskTemplate
 from tasker.orchestration.expansion import apply_outcome
 from tasker.orchestration.lifecycle import evaluate_locked_task, evaluate_locked_tasks
 from tasker.orchestration.templates import TemplateCache
 from tasker.store.base import Transaction
-from tasker.store.sql import FencedResult, LockedTask, StepOverview
+from tasker.store.sql import FencedResult, LockedTask, PredictedPass, StepOverview
 
 __all__ = [
     "ResultGroup",
@@ -131,9 +131,12 @@ class ResultGroup:
     number of results.
     """
 
-    __slots__ = ("advanced", "locked", "overviews", "queued")
+    __slots__ = ("advanced", "locked", "overviews", "predict", "queued")
 
-    def __init__(self) -> None:
+    def __init__(self, *, predict: bool = True) -> None:
+        # Predict the passes of a chain's links where the store gains by it (ADR 0023); a
+        # transaction that raised PassMispredicted is redone with ``predict=False``.
+        self.predict = predict
         self.locked: dict[str, LockedTask] = {}
         self.advanced: dict[str, LockedTask] = {}
         self.queued: list[_Queued] = []
@@ -207,6 +210,9 @@ class ResultGroup:
         """``_store`` of plain successes of distinct steps, none of whose tasks this group has
         locked yet: the tasks locked, the results stored and audited by one store call (one
         round trip on PostgreSQL, which also reads the tasks' steps for ``finish`` then)."""
+        passes = _predicted_passes(queued) if self.predict and tx.predicts_passes else None
+        if passes is not None:
+            return self._store_predicted(tx, queued, passes, now)
         locked, moved, overviews = tx.lock_and_complete_fenced_steps(
             sorted({q.claim.task_uuid for q in queued}),
             [_fenced(q.claim, q.document, q.correlation_id, q.now) for q in queued],
@@ -228,6 +234,61 @@ class ResultGroup:
             outcomes.append(ResultOutcome.APPLIED)
             _advance(tx, task, q.now, self)
         return outcomes
+
+    def _store_predicted(
+        self,
+        tx: Transaction,
+        queued: Sequence[_Queued],
+        passes: Sequence[PredictedPass],
+        now: datetime,
+    ) -> list[ResultOutcome]:
+        """``_store_plain`` with each task's pass predicted (ADR 0023): the store checks the
+        premises, so that ``finish`` evaluates the tasks on the predicted overviews without
+        reading them, and the whole transaction is one round trip on PostgreSQL. Every result
+        is applied, or the transaction fails with ``PassMispredicted``."""
+        locked = tx.lock_and_complete_predicted(
+            [_fenced(q.claim, q.document, q.correlation_id, q.now) for q in queued],
+            [
+                _audit_row(q.claim, "", q.document, q.correlation_id, q.now, success=True)
+                for q in queued
+            ],
+            *_PLAIN_SUCCESS_PATH,
+            now,
+            passes,
+        )
+        self.locked.update(locked)
+        for p in passes:
+            # What decides the pass: the ready steps, else (the last step) all complete.
+            counts = {StepState.COMPLETE: 1} if p.last else {}
+            self.overviews[p.task.task_uuid] = ([(u, StepState.PENDING) for u in p.ready], counts)
+        for q in queued:
+            _advance(tx, locked[q.claim.task_uuid], q.now, self)
+        return [ResultOutcome.APPLIED] * len(queued)
+
+
+def _predicted_passes(queued: Sequence[_Queued]) -> list[PredictedPass] | None:
+    """The passes that plain successes of distinct steps start, if each is predictable: one
+    result per task, from a step whose children (read with its claim) each have it as their
+    only parent. Those children are then the task's ready steps, unless something else is
+    ready or failed too, which the store checks. ``None``: some pass is not predictable."""
+    if len({q.claim.task_uuid for q in queued}) != len(queued):
+        return None
+    passes: list[PredictedPass] = []
+    for q in queued:
+        successors = q.claim.successors
+        if successors is None or not (
+            successors.last or (successors.children and all(n == 1 for _, n in successors.children))
+        ):
+            return None
+        task = LockedTask(
+            q.claim.task_uuid,
+            TaskState.STEPS_IN_PROCESS,
+            successors.namespace,
+            successors.named_task_uuid,
+        )
+        ready = tuple(child for child, _ in successors.children)
+        passes.append(PredictedPass(task, q.claim.step_uuid, ready, successors.last))
+    return passes
 
 
 def _plain_and_distinct(queued: Sequence[_Queued]) -> bool:

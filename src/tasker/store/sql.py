@@ -18,14 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from tasker.domain.model import JSONObject, StepRecord, TaskRecord, TransitionRecord
-from tasker.domain.states import SETTLED_TASK_STATES, StepEvent, StepState, TaskState
+from tasker.domain.model import JSONObject, StepRecord, Successors, TaskRecord, TransitionRecord
+from tasker.domain.states import (
+    SATISFIED_STEP_STATES,
+    SETTLED_TASK_STATES,
+    StepEvent,
+    StepState,
+    TaskState,
+)
+from tasker.errors import PassMispredicted
 
 __all__ = [
     "Dialect",
     "FencedResult",
     "LockedTask",
     "NewStep",
+    "PredictedPass",
     "SqlTransaction",
     "StepTransition",
     "StoreStats",
@@ -141,6 +149,19 @@ class FencedResult:
 
 StepOverview = tuple[list[tuple[str, StepState]], dict[StepState, int]]
 """A task's ready steps and its step counts by state (``step_overview``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedPass:
+    """What orchestration predicts of a task once ``step_uuid``'s result is stored: the task
+    still ``steps_in_process`` (as ``task`` says), no step of it in ``error``, and ``ready``
+    exactly the task's ready steps, all ``pending``, in ``step_overview``'s order (ADR 0023).
+    ``last`` (``ready`` empty): every step of the task complete, so the pass completes it."""
+
+    task: LockedTask
+    step_uuid: str
+    ready: tuple[str, ...]
+    last: bool = False
 
 
 @dataclass(slots=True)
@@ -322,6 +343,8 @@ class SqlTransaction:
         self.settled_tasks: set[str] = set()
         # Committed early, with a claim (claim_enqueued_steps' ``commit``; PostgreSQL only).
         self.committed = False
+        # The children of the steps claimed here, when the claim read them (PostgreSQL).
+        self.claimed_successors: dict[str, Successors] = {}
         self._step_update_sql: dict[tuple[str, ...], str] = {}
 
     def wake_count(self) -> int | None:
@@ -1302,6 +1325,53 @@ class SqlTransaction:
             [{**a, "transition_uuid": moved[r.step_uuid]} for r, a in found if r.step_uuid in moved]
         )
         return locked, moved, {}
+
+    predicts_passes = False
+    """Whether orchestration should predict passes (``lock_and_complete_predicted``): only
+    where that saves a round trip (PostgreSQL)."""
+
+    def lock_and_complete_predicted(
+        self,
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        passes: Sequence[PredictedPass],
+    ) -> dict[str, LockedTask]:
+        """``lock_and_complete_fenced_steps`` of one result per pass, under the premises of
+        ``passes`` (see ``PredictedPass``), which hold by the end of the transaction or fail it
+        with ``PassMispredicted``; the caller then redoes the transaction without predicting.
+        Here they are checked at once; PostgreSQL checks them in SQL, in the same round trip
+        as everything up to ``COMMIT``.
+
+        Returns:
+            Each pass's task, as predicted (``PredictedPass.task``).
+        """
+        task_uuids = [p.task.task_uuid for p in passes]
+        locked, moved, overviews = self.lock_and_complete_fenced_steps(
+            task_uuids, results, audits, from_state, via, to_state, event, now
+        )
+        missing = [task_uuid for task_uuid in task_uuids if task_uuid not in overviews]
+        overviews = {**overviews, **(self.step_overviews(missing, now) if missing else {})}
+        for p in passes:
+            task = locked.get(p.task.task_uuid)
+            ready, counts = overviews.get(p.task.task_uuid, ([], {}))
+            if (
+                task is None
+                or task.state is not TaskState.STEPS_IN_PROCESS
+                or p.step_uuid not in moved
+                or counts.get(StepState.ERROR, 0)
+                or tuple(step_uuid for step_uuid, _ in ready) != p.ready
+                or any(state is not StepState.PENDING for _, state in ready)
+                or (p.last and any(s not in SATISFIED_STEP_STATES for s, n in counts.items() if n))
+            ):
+                raise PassMispredicted(
+                    f"the predicted pass of task {p.task.task_uuid} did not hold"
+                )
+        return {p.task.task_uuid: p.task for p in passes}
 
     def _ts_text(self, value: datetime) -> str:
         """A timestamp as text inside a JSON parameter, as the backend reads timestamps."""

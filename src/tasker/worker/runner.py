@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from tasker.domain.model import Claim, JSONObject, StepRecord, TaskRecord
 from tasker.domain.template import StepTemplate
-from tasker.errors import StoreUnavailable, TaskerError
+from tasker.errors import PassMispredicted, StoreUnavailable, TaskerError
 from tasker.orchestration.claims import claim_step_rows, heartbeat, release_claim, save_checkpoint
 from tasker.orchestration.results import ResultGroup, ResultOutcome
 from tasker.orchestration.templates import TemplateCache
@@ -862,11 +862,11 @@ class WorkerPool:
             key=lambda result: result.claim.task_uuid,
         )
 
-        def record() -> tuple[list[ResultOutcome], list[_Job]]:
+        def record(predict: bool = True) -> tuple[list[ResultOutcome], list[_Job]]:
             nonlocal settled
             with self.store.transaction() as tx:
                 settled = tx.settled_tasks
-                results = ResultGroup()
+                results = ResultGroup(predict=predict)
                 for result in ordered:
                     results.submit(
                         self.templates,
@@ -881,13 +881,20 @@ class WorkerPool:
                 jobs = self._claim_jobs(tx, wanted) if wanted else []
             return outcomes, jobs
 
+        def record_as_predicted_or_not() -> tuple[list[ResultOutcome], list[_Job]]:
+            try:
+                return record()
+            except PassMispredicted as exc:  # rolled back: redo it the ordinary way
+                log.debug("%s; recording again without predicting", exc)
+                return record(predict=False)
+
         what = (
             f"recording the result of step {ordered[0].claim.step_uuid}"
             if len(ordered) == 1
             else f"recording the results of {len(ordered)} steps"
         )
         try:
-            outcomes, jobs = self._retrying(record, what)
+            outcomes, jobs = self._retrying(record_as_predicted_or_not, what)
         except Exception:
             if len(ordered) > 1:  # one bad result must not lose the others
                 for result in ordered:

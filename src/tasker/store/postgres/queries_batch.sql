@@ -156,8 +156,13 @@ ORDER BY kind DESC, created_at, seq;
 -- steps this transaction wrote earlier are visible to it. A step without parents, usually the
 -- first of its task that a worker claims, also brings its task's row (root_task_row, as JSON
 -- text), which the claimer would read next (get_tasks); a worker keeps the rows of tasks it
--- claimed, so later steps don't. claim_steps_in, the same for the namespaces of :namespaces (a
--- JSON list), is this text with "/* namespaces */" replaced by that filter (PostgresStore).
+-- claimed, so later steps don't. Each claimed step also brings its children (a JSON array of
+-- [uuid, number of parents], in creation order), whether it is its task's last (no children,
+-- every other step complete or resolved; the two range scans of the (task_uuid, state) index
+-- skip the complete ones) and its task's named_task_uuid: what predicting the pass of its
+-- success takes (ADR 0023). claim_steps_in, the same for the
+-- namespaces of :namespaces (a JSON list), is this text with "/* namespaces */" replaced by that
+-- filter (PostgresStore).
 WITH RECURSIVE candidates AS MATERIALIZED (
     SELECT workflow_step_uuid FROM workflow_steps
     WHERE state = 'enqueued' /* namespaces */
@@ -195,12 +200,36 @@ ancestor_results AS (
     WHERE p.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
       AND p.processed AND p.results IS NOT NULL
     GROUP BY a.root
+),
+children AS (
+    SELECT k.root, json_agg(json_build_array(k.uuid, k.parents) ORDER BY k.created_at, k.seq)
+               AS children
+    FROM (
+        SELECT DISTINCT c.workflow_step_uuid AS root, s.workflow_step_uuid AS uuid,
+               s.created_at, s.step_seq AS seq,
+               (SELECT COUNT(DISTINCT pe.from_step_uuid) FROM workflow_step_edges pe
+                WHERE pe.to_step_uuid = s.workflow_step_uuid) AS parents
+        FROM numbered c
+        JOIN workflow_step_edges ce ON ce.from_step_uuid = c.workflow_step_uuid
+        JOIN workflow_steps s ON s.workflow_step_uuid = ce.to_step_uuid
+    ) k
+    GROUP BY k.root
 )
 SELECT c.*, r.results AS ancestor_results,
     CASE WHEN NOT EXISTS (SELECT 1 FROM ancestors a WHERE a.root = c.workflow_step_uuid)
          THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
-    END AS root_task_row
+    END AS root_task_row,
+    k.children,
+    k.children IS NULL
+    AND NOT EXISTS (SELECT 1 FROM workflow_steps o
+                    WHERE o.task_uuid = c.task_uuid AND o.state < 'complete')
+    AND NOT EXISTS (SELECT 1 FROM workflow_steps o
+                    WHERE o.task_uuid = c.task_uuid AND o.state > 'complete'
+                      AND o.state <> 'resolved_manually'
+                      AND o.workflow_step_uuid <> c.workflow_step_uuid) AS last,
+    (SELECT t.named_task_uuid FROM tasks t WHERE t.task_uuid = c.task_uuid) AS named_task_uuid
 FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
+LEFT JOIN children k ON k.root = c.workflow_step_uuid
 ORDER BY c.claim_n;
 
 -- name: enqueue_held_steps
@@ -253,3 +282,32 @@ audited AS (
     FROM moved
 )
 SELECT workflow_step_uuid, via_uuid FROM moved;
+
+-- name: check_predicted_passes
+-- The premises of each predicted pass of :passes ([{task_uuid, step_uuid, transition_uuid,
+-- ready, last}]) once its step's result was stored, checked under the task's lock (ADR 0023):
+-- the task still steps_in_process, the step stored by this transaction (its last transition is
+-- transition_uuid), no step of the task in error, and its ready steps (as step_overview reads
+-- them at :now, in that order) exactly ready (a JSON array of step uuids), all pending; with
+-- last (ready empty), every step of the task complete or resolved. A premise that fails fails
+-- the transaction with SQLSTATE TK001 (tasker_mispredicted), and the worker redoes it the
+-- ordinary way. Each premise is a scalar subquery of one pass (LIMIT 1 where it asks whether
+-- a row exists), so the planner looks its rows up by key for each pass instead of hashing a
+-- whole table; the task and the step by primary key, whatever the statistics say of states.
+SELECT tasker_mispredicted('the predicted pass of task ' || p.task_uuid || ' did not hold')
+FROM jsonb_to_recordset(:passes::jsonb)
+     AS p(task_uuid text, step_uuid text, transition_uuid text, ready jsonb, last boolean)
+WHERE (SELECT t.state FROM tasks t WHERE t.task_uuid = p.task_uuid)
+      IS DISTINCT FROM 'steps_in_process'
+   OR (SELECT d.state = 'complete' AND d.last_transition_uuid = p.transition_uuid
+       FROM workflow_steps d WHERE d.workflow_step_uuid = p.step_uuid) IS NOT TRUE
+   OR (SELECT 1 FROM workflow_steps e
+       WHERE e.task_uuid = p.task_uuid AND e.state = 'error' LIMIT 1) IS NOT NULL
+   OR (SELECT COALESCE(jsonb_agg(CASE WHEN s.state = 'pending' THEN s.workflow_step_uuid END
+                                 ORDER BY s.created_at, s.seq), '[]'::jsonb)
+       FROM workflow_steps_eligible s
+       WHERE s.task_uuid = p.task_uuid AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now))
+      IS DISTINCT FROM p.ready
+   OR (p.last AND (SELECT 1 FROM workflow_steps u
+                   WHERE u.task_uuid = p.task_uuid
+                     AND u.state NOT IN ('complete', 'resolved_manually') LIMIT 1) IS NOT NULL);

@@ -259,6 +259,15 @@ BEGIN
 END
 $$;
 
+-- Fails a predicted orchestration pass whose premise did not hold (queries_batch.sql:
+-- check_predicted_passes, migration 0014): its own SQLSTATE, so the worker redoes the
+-- transaction the ordinary way.
+CREATE FUNCTION tasker_mispredicted(message text) RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'TK001';
+END
+$$;
+
 -- The readiness rule of execution.md §5 (migration 0011): eligible = ready once the retry time has come.
 CREATE VIEW workflow_steps_eligible AS
 SELECT s.step_seq AS seq, s.workflow_step_uuid, s.task_uuid, s.state, s.created_at,

@@ -17,12 +17,13 @@ from typing import Any, cast
 import psycopg
 from psycopg.rows import DictRow
 
-from tasker.domain.model import JSONObject, StepRecord, TaskRecord
+from tasker.domain.model import JSONObject, StepRecord, Successors, TaskRecord
 from tasker.domain.states import StepState, TaskState
-from tasker.errors import StoreError, StoreUnavailable
+from tasker.errors import PassMispredicted, StoreError, StoreUnavailable
 from tasker.store.sql import (
     FencedResult,
     LockedTask,
+    PredictedPass,
     SqlTransaction,
     StepOverview,
     StepTransition,
@@ -31,6 +32,7 @@ from tasker.store.sql import (
 )
 
 __all__ = [
+    "MISPREDICTED_SQLSTATE",
     "Conn",
     "HeldConnection",
     "HeldResult",
@@ -55,6 +57,9 @@ _READS_AFTER_COMMIT = (
     "ancestor_results",
     "ancestor_results_of",
 )
+
+# What check_predicted_passes fails with (tasker_mispredicted, migration 0014).
+MISPREDICTED_SQLSTATE = "TK001"
 
 # The timestamp columns of a task row that TaskRecord holds.
 _TASK_TIMESTAMPS = ("requested_at", "created_at", "updated_at", "completed_at")
@@ -289,27 +294,10 @@ class PostgresTransaction(SqlTransaction):
         its task, so a missing task's results find no row to store. An overview that turns
         out not to be needed (a result refused, a finished task) is a read thrown away.
         """
-        conn = cast(HeldConnection, self._conn)
         keys = self._d.array_param(sorted(set(task_uuids)))
-        rows, moved_via = self._fenced_rows(results, from_state, via, to_state, event)
-        for row, audit in zip(rows, audits, strict=True):
-            row["task_uuid"] = audit["task_uuid"]
-            row["via_uuid"] = moved_via[row["step_uuid"]]
-            row["audit_uuid"] = new_uuid()
-            row["worker_uuid"] = audit["worker_uuid"]
-            row["correlation_id"] = audit["correlation_id"]
-            row["execution_time_ms"] = audit["execution_time_ms"]
-            row["attempt"] = audit["attempt"]
         self._stats.statements += 2  # the two held here; execute counts the third
-        lock = conn.hold(self._q["lock_tasks"], {"task_uuids": keys})
-        fenced = conn.hold(
-            self._q["complete_fenced_steps_audited"],
-            {
-                "results": self._json(rows),
-                "keys": self._d.array_param([r.step_uuid for r in results]),
-                "to_state": to_state.value,
-                "event": event,
-            },
+        lock, fenced, _ = self._hold_lock_and_complete(
+            keys, results, audits, from_state, via, to_state, event
         )
         read = self.execute(self._q["step_overviews"], {"task_uuids": keys, "now": now})
         overview_rows = read.fetchall()
@@ -331,6 +319,80 @@ class PostgresTransaction(SqlTransaction):
         for ready, _ in overviews.values():
             self._ready_under_lock.update(ready)
         return locked, moved, overviews
+
+    def _hold_lock_and_complete(
+        self,
+        keys: Any,
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+    ) -> tuple[HeldResult, HeldResult, dict[str, str]]:
+        """Hold ``lock_tasks`` of ``keys`` and ``complete_fenced_steps_audited`` of the
+        results; returns their results and each step's last transition uuid."""
+        rows, moved_via = self._fenced_rows(results, from_state, via, to_state, event)
+        for row, audit in zip(rows, audits, strict=True):
+            row["task_uuid"] = audit["task_uuid"]
+            row["via_uuid"] = moved_via[row["step_uuid"]]
+            row["audit_uuid"] = new_uuid()
+            row["worker_uuid"] = audit["worker_uuid"]
+            row["correlation_id"] = audit["correlation_id"]
+            row["execution_time_ms"] = audit["execution_time_ms"]
+            row["attempt"] = audit["attempt"]
+        lock = self.connection.hold(self._q["lock_tasks"], {"task_uuids": keys})
+        fenced = self.connection.hold(
+            self._q["complete_fenced_steps_audited"],
+            {
+                "results": self._json(rows),
+                "keys": self._d.array_param([r.step_uuid for r in results]),
+                "to_state": to_state.value,
+                "event": event,
+            },
+        )
+        return lock, fenced, {row["step_uuid"]: row["transition_uuid"] for row in rows}
+
+    predicts_passes = True
+
+    def lock_and_complete_predicted(
+        self,
+        results: Sequence[FencedResult],
+        audits: Sequence[Mapping[str, Any]],
+        from_state: StepState,
+        via: tuple[StepState, str],
+        to_state: StepState,
+        event: str,
+        now: datetime,
+        passes: Sequence[PredictedPass],
+    ) -> dict[str, LockedTask]:
+        """Sends nothing: the tasks' locks, the results and the premises' check
+        (``check_predicted_passes``) are held, to travel with the pass's writes, the claim
+        and ``COMMIT`` in one round trip. What the pass decides is written as under any lock
+        held here (``enqueue_held_steps``, ``bump_held_tasks``): the check fails the
+        transaction before them if a premise does not hold."""
+        keys = self._d.array_param(sorted({p.task.task_uuid for p in passes}))
+        self._stats.statements += 3
+        _, _, last = self._hold_lock_and_complete(
+            keys, results, audits, from_state, via, to_state, event
+        )
+        checks = [
+            {
+                "task_uuid": p.task.task_uuid,
+                "step_uuid": p.step_uuid,
+                "transition_uuid": last.get(p.step_uuid),
+                "ready": list(p.ready),
+                "last": p.last,
+            }
+            for p in passes
+        ]
+        self.connection.hold(
+            self._q["check_predicted_passes"], {"passes": self._json(checks), "now": now}
+        )
+        for p in passes:
+            self._locked_tasks.add(p.task.task_uuid)
+            self._ready_under_lock.update((step_uuid, StepState.PENDING) for step_uuid in p.ready)
+        return {p.task.task_uuid: p.task for p in passes}
 
     def transition_step(self, step_uuid: str, *args: Any, **kwargs: Any) -> StepTransition | None:
         self._ready_under_lock.pop(step_uuid, None)
@@ -418,6 +480,12 @@ class PostgresTransaction(SqlTransaction):
             }
             if row["root_task_row"] is not None:
                 self._claimed_tasks[record.task_uuid] = row["root_task_row"]
+            self.claimed_successors[record.workflow_step_uuid] = Successors(
+                row["namespace"],
+                str(row["named_task_uuid"]),
+                tuple((str(uuid), int(parents)) for uuid, parents in row["children"] or ()),
+                bool(row["last"]),
+            )
             claimed.append((record, str(row["claim_token"])))
         return claimed
 
@@ -501,6 +569,8 @@ def store_error(exc: psycopg.Error, where: str, doing: str) -> StoreError:
     """
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     code = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+    if exc.sqlstate == MISPREDICTED_SQLSTATE:
+        return PassMispredicted(f"PostgreSQL at {where}: {detail}; the transaction was rolled back")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return StoreUnavailable(
             f"PostgreSQL at {where}: {doing}: {detail}{code}; the transaction was rolled back,"
