@@ -264,10 +264,9 @@ class Tasker:
             TaskNotFound: no such task.
         """
         with self.store.read() as tx:
-            task = tx.get_task(task_uuid)
-            if task is None:
-                raise TaskNotFound(f"task {task_uuid} does not exist")
-            steps = tx.task_steps(task_uuid)
+            task, steps = tx.task_with_steps(task_uuid)
+        if task is None:
+            raise TaskNotFound(f"task {task_uuid} does not exist")
         return TaskView.build(task, steps)
 
     def wait(self, task_uuid: str, timeout_s: float | None = None) -> TaskView:
@@ -338,14 +337,14 @@ class Tasker:
                 del remembered[next(iter(remembered))]
 
     def _settled_view(self, task_uuid: str) -> TaskView | None:
-        """The task with its steps if it is settled, else ``None``: one read either way."""
+        """The task with its steps if it is settled, else ``None``: one read either way (the
+        steps read with the task whatever its state: one round trip on PostgreSQL)."""
         with self.store.read() as tx:
-            task = tx.get_task(task_uuid)
-            if task is None:
-                raise TaskNotFound(f"task {task_uuid} does not exist")
-            if task.state not in SETTLED_TASK_STATES:
-                return None
-            steps = tx.task_steps(task_uuid)
+            task, steps = tx.task_with_steps(task_uuid)
+        if task is None:
+            raise TaskNotFound(f"task {task_uuid} does not exist")
+        if task.state not in SETTLED_TASK_STATES:
+            return None
         return TaskView.build(task, steps)
 
     def _settled_in(self, task_uuids: Iterable[str]) -> None:

@@ -502,3 +502,30 @@ def test_a_report_that_is_a_reads_first_statement_is_not_prepared_either(
     with pg_store.read() as tx:
         prepared = _prepared(tx)
     assert not any("IS NULL OR t.namespace" in s for s in prepared), prepared
+
+
+def test_a_task_with_its_steps_reads_what_the_two_reads_read(store: Store) -> None:
+    """Both backends; on PostgreSQL the read's first statements also carry its COMMIT (one
+    round trip for a caller's view of a task), after which the read is over."""
+    templates = templates_of(store)
+    with store.transaction() as tx:
+        created = create_task(tx, templates, TaskRequest(name="diamond", namespace="hot"), NOW)
+
+    before = store.stats.read_commits
+    with store.read() as tx:
+        task, steps = tx.task_with_steps(created.task_uuid)
+        ended = tx.committed
+    with store.read() as tx:
+        assert (task, steps) == (
+            tx.get_task(created.task_uuid),
+            tx.task_steps(created.task_uuid),
+        )
+        assert tx.task_with_steps("no-such-task") == (None, [])
+    assert task is not None
+    assert sorted(s.name for s in steps) == ["bottom", "left", "right", "top"]
+    if isinstance(store, PostgresStore):
+        assert ended
+        assert store.stats.read_commits == before + 2  # each read committed once
+        with store.read() as tx, pytest.raises(StoreError, match="after the transaction"):
+            tx.task_with_steps(created.task_uuid)
+            tx.step_overview(created.task_uuid, NOW)  # the read is over

@@ -865,6 +865,11 @@ class SqlTransaction:
     def task_steps(self, task_uuid: str) -> list[StepRecord]:
         return [self._step_record(r) for r in self._all("task_steps", {"task_uuid": task_uuid})]
 
+    def task_with_steps(self, task_uuid: str) -> tuple[TaskRecord | None, list[StepRecord]]:
+        """The task and its steps (none if there is no such task): what a task view shows."""
+        task = self.get_task(task_uuid)
+        return (None, []) if task is None else (task, self.task_steps(task_uuid))
+
     def get_step(self, step_uuid: str) -> StepRecord | None:
         row = self._one("get_step", {"workflow_step_uuid": step_uuid})
         return None if row is None else self._step_record(row)

@@ -457,7 +457,12 @@ class PostgresStore:
         )
         wrapped.execute(statement)
         tx = PostgresTransaction(
-            wrapped, self._queries, self._dialect, self.stats, self.processor_uuid
+            wrapped,
+            self._queries,
+            self._dialect,
+            self.stats,
+            self.processor_uuid,
+            read_only=statement == _BEGIN_READ,
         )
         return wrapped, tx
 

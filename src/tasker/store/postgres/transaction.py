@@ -242,8 +242,10 @@ class PostgresTransaction(SqlTransaction):
     steps' task rows in one statement (``claim_enqueued_steps``).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A read (``PostgresStore.read``): ``task_with_steps`` may end it with its COMMIT.
+        self.read_only = read_only
         # Set by the store: queues the transaction's NOTIFYs and commits (``claim_...(commit)``).
         self.finish: Callable[[PostgresTransaction], None] | None = None
         # ``committed`` (SqlTransaction): only the reads the claimer makes next
@@ -488,6 +490,28 @@ class PostgresTransaction(SqlTransaction):
             )
             claimed.append((record, str(row["claim_token"])))
         return claimed
+
+    def task_with_steps(self, task_uuid: str) -> tuple[TaskRecord | None, list[StepRecord]]:
+        """Both reads in one round trip. As the first statements of a read, also its
+        ``COMMIT``: a caller's view of a task (``Tasker.wait``, ``get_task``) costs one
+        round trip instead of three; the read is then over (``committed``)."""
+        if self.committed:
+            return super().task_with_steps(task_uuid)
+        conn = self.connection
+        self._stats.statements += 2
+        task = conn.hold(self._q["get_task"], {"task_uuid": task_uuid})
+        steps = conn.hold(self._q["task_steps"], {"task_uuid": task_uuid})
+        ends = self.read_only and not conn.in_transaction()
+        if ends:
+            conn.hold("COMMIT", None)
+        conn.send_held()
+        if ends:
+            self.committed = True
+            self._stats.read_commits += 1
+        task_rows = task.fetchall()
+        if not task_rows:
+            return None, []
+        return self._task_record(task_rows[0]), [self._step_record(r) for r in steps.fetchall()]
 
     def get_tasks(self, task_uuids: Iterable[str]) -> dict[str, TaskRecord]:
         wanted = list(task_uuids)
