@@ -11,7 +11,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +22,14 @@ from tasker.config import Settings
 from tasker.domain.model import StepRecord, TaskRecord, TaskRequest
 from tasker.domain.states import SETTLED_TASK_STATES, TaskState
 from tasker.domain.template import TaskTemplate
-from tasker.errors import ConfigError, TaskNotFound
-from tasker.orchestration.creation import create_task, create_tasks
+from tasker.errors import ConfigError, PassMispredicted, TaskNotFound
+from tasker.orchestration.creation import CreatedTask, create_task, create_tasks
 from tasker.orchestration.dlq import StalenessThresholds, StaleTask, detect_stale_tasks
 from tasker.orchestration.lifecycle import evaluate_task
 from tasker.orchestration.results import sweep_expired_leases
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, open_store
+from tasker.store.base import Transaction
 from tasker.templates import load_templates
 from tasker.worker.handlers import HandlerRegistry
 from tasker.worker.runner import PoolSettings, WorkerPool
@@ -225,12 +226,28 @@ class Tasker:
 
     def submit(self, request: TaskRequest) -> str:
         heard = self._hears_every_settle()
-        with self.store.transaction() as tx:
-            created = create_task(tx, self.templates, request, _now())
+        (created,), settled = self._creating(
+            lambda tx, predict: [create_task(tx, self.templates, request, _now(), predict=predict)]
+        )
         if heard:
             self._remember(self._created_here, [created.task_uuid])
-        self._settled_in(tx.settled_tasks)
+        self._settled_in(settled)
         return created.task_uuid
+
+    def _creating(
+        self, create: Callable[[Transaction, bool], list[CreatedTask]]
+    ) -> tuple[list[CreatedTask], set[str]]:
+        """Run ``create`` in a transaction, predicting the tasks new (ADR 0023: one round trip
+        on PostgreSQL); if one was not, again without predicting, which raises
+        ``DuplicateTask`` naming the task that holds its identity. Returns the tasks and the
+        ones the transaction settled."""
+        try:
+            with self.store.transaction() as tx:
+                created = create(tx, True)
+        except PassMispredicted:
+            with self.store.transaction() as tx:
+                created = create(tx, False)
+        return created, tx.settled_tasks
 
     def submit_many(self, requests: Iterable[TaskRequest]) -> list[str]:
         """Create every task in one transaction; returns their uuids in the requests' order.
@@ -249,12 +266,13 @@ class Tasker:
         if not batch:
             return []
         heard = self._hears_every_settle()
-        with self.store.transaction() as tx:
-            created = create_tasks(tx, self.templates, batch, _now())
+        created, settled = self._creating(
+            lambda tx, predict: create_tasks(tx, self.templates, batch, _now(), predict=predict)
+        )
         uuids = [task.task_uuid for task in created]
         if heard:
             self._remember(self._created_here, uuids)
-        self._settled_in(tx.settled_tasks)
+        self._settled_in(settled)
         return uuids
 
     def get_task(self, task_uuid: str) -> TaskView:

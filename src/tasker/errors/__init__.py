@@ -150,8 +150,9 @@ class StoreUnavailable(StoreError):
 
 
 class PassMispredicted(StoreError):
-    """A predicted orchestration pass met a premise that did not hold when it ran (ADR 0023):
-    the transaction was rolled back; redo it without predicting."""
+    """A prediction the store checks at commit did not hold (ADR 0023): an orchestration
+    pass decided in advance, or a created task predicted new. The transaction was rolled
+    back; redo it without predicting."""
 
 
 class MigrationRequired(StoreError):

@@ -124,7 +124,12 @@ def _plan(template: TaskTemplate) -> _Plan:
 
 
 def create_task(
-    tx: Transaction, templates: TemplateCache, request: TaskRequest, now: datetime
+    tx: Transaction,
+    templates: TemplateCache,
+    request: TaskRequest,
+    now: datetime,
+    *,
+    predict: bool = False,
 ) -> CreatedTask:
     """Create, start and first-evaluate a task.
 
@@ -138,9 +143,13 @@ def create_task(
         TemplateNotFound: no such template.
         InvalidContext: the context or tags break a rule; nothing was written.
         DuplicateTask: a task with the same identity exists; carries its ``task_uuid``.
+        PassMispredicted: with ``predict`` (that the task is new, so that the store need not
+            wait for the insert: one round trip on PostgreSQL, ADR 0023), the identity existed
+            after all; the transaction rolled back, redo it without predicting to learn which
+            task holds it.
     """
     prepared = _prepare(tx, templates, request)
-    duplicate = _write(tx, [prepared], now)
+    duplicate = _write(tx, [prepared], now, predict=predict)
     if duplicate is not None:
         raise duplicate[1]
     return prepared.created
@@ -151,6 +160,8 @@ def create_tasks(
     templates: TemplateCache,
     requests: Sequence[TaskRequest],
     now: datetime,
+    *,
+    predict: bool = False,
 ) -> list[CreatedTask]:
     """Create several tasks in the caller's transaction: all of them or, on the first bad
     request, none (the caller rolls back).
@@ -163,6 +174,7 @@ def create_tasks(
         TemplateNotFound, InvalidContext, DuplicateTask: as ``create_task``, the message
             prefixed with the request's position (``request 3: ...``). A request that repeats
             the identity of an earlier one in the same call is a duplicate too.
+        PassMispredicted: as ``create_task``'s.
     """
     prepared = []
     for index, request in enumerate(requests):
@@ -170,7 +182,7 @@ def create_tasks(
             prepared.append(_prepare(tx, templates, request))
         except TaskerError as exc:
             raise _at_request(index, exc) from exc
-    duplicate = _write(tx, prepared, now)
+    duplicate = _write(tx, prepared, now, predict=predict)
     if duplicate is not None:
         position, error = duplicate
         raise _at_request(position, error) from error
@@ -261,7 +273,7 @@ def _prepare(tx: Transaction, templates: TemplateCache, request: TaskRequest) ->
 
 
 def _write(
-    tx: Transaction, tasks: Sequence[_Prepared], now: datetime
+    tx: Transaction, tasks: Sequence[_Prepared], now: datetime, *, predict: bool
 ) -> tuple[int, DuplicateTask] | None:
     """Write the tasks, their steps and edges; returns the position and error of the first
     duplicate instead (the caller raises it, and its transaction rolls back)."""
@@ -269,6 +281,7 @@ def _write(
         [task.task for task in tasks],
         now,
         {"initial_state": "pending", "from_service": "task_initializer"},
+        expect_all=predict and tx.predicts_passes,
     )
     for index, task in enumerate(tasks):
         if task.created.task_uuid not in inserted:

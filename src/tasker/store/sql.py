@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -445,14 +445,40 @@ class SqlTransaction:
         return bool(self.insert_tasks([NewTask(values, moves)], now, metadata))
 
     def insert_tasks(
-        self, tasks: Sequence[NewTask], now: datetime, metadata: JSONObject | None = None
+        self,
+        tasks: Sequence[NewTask],
+        now: datetime,
+        metadata: JSONObject | None = None,
+        *,
+        expect_all: bool = False,
     ) -> set[str]:
         """``insert_task`` of several tasks, one statement per 200; returns the uuids of the
         rows inserted. A task whose identity hash exists, or repeats an earlier task's of the
-        list, is left out (nothing written for it)."""
+        list, is left out (nothing written for it).
+
+        ``expect_all``: the caller predicts that every task is new (ADR 0023); the
+        transaction fails with ``PassMispredicted`` if one is not (PostgreSQL: at ``COMMIT``,
+        the inserts held and sent with it)."""
+        inserted: set[str] = set()
+        for sql, params, chunk, states in self._task_inserts(tasks, now, metadata):
+            rows = self.execute(sql, params).fetchall()
+            found = {str(row["task_uuid"]) for row in rows}
+            for task, state in zip(chunk, states, strict=True):
+                task_uuid = str(task.values["task_uuid"])
+                if task_uuid in found:
+                    self._task_moved(task_uuid, state, True)
+            inserted |= found
+        if expect_all and len(inserted) < len(tasks):
+            raise PassMispredicted("a task of this creation has an identity that exists")
+        return inserted
+
+    def _task_inserts(
+        self, tasks: Sequence[NewTask], now: datetime, metadata: JSONObject | None
+    ) -> Iterator[tuple[str, list[Any], Sequence[NewTask], list[TaskState]]]:
+        """``insert_tasks``' statements: each with its parameters, its tasks and the state
+        each is inserted in."""
         initial = _transition_metadata("initial", now, metadata)
         shared = {"now": self._ts(now), "processor_uuid": self.processor_uuid}
-        inserted: set[str] = set()
         for start in range(0, len(tasks), _TASKS_PER_INSERT):
             chunk = tasks[start : start + _TASKS_PER_INSERT]
             params: list[Any] = []
@@ -462,14 +488,7 @@ class SqlTransaction:
                 row.update(shared)
                 params.extend(row[name] for name, _ in _TASK_ROW)
                 states.append(state)
-            rows = self.execute(self._insert_tasks_sql(len(chunk)), params).fetchall()
-            found = {str(row["task_uuid"]) for row in rows}
-            for task, state in zip(chunk, states, strict=True):
-                task_uuid = str(task.values["task_uuid"])
-                if task_uuid in found:
-                    self._task_moved(task_uuid, state, True)
-            inserted |= found
-        return inserted
+            yield self._insert_tasks_sql(len(chunk)), params, chunk, states
 
     def _task_row(
         self,

@@ -76,6 +76,7 @@ _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # The store's statements whose results are never read: sent without waiting (see HeldConnection).
 _DEFERRABLE_QUERIES = (
     "insert_step",
+    "insert_steps_unnest",
     "insert_edge",
     "insert_edges",
     "insert_task_edges",

@@ -83,6 +83,32 @@ INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_n
 VALUES /* rows */
 ON CONFLICT (task_uuid, name) DO NOTHING;
 
+-- name: insert_steps_unnest
+-- insert_steps with one array parameter per column instead of a VALUES row per step: the same
+-- text for any number of steps, so psycopg converts it once and prepares it (a VALUES row per
+-- step binds 15 parameters a step, and past 50 parameters psycopg parses the text again at every
+-- run: 0.6 ms of the caller's CPU per 4-step task). A step :enqueue'd is inserted enqueued with
+-- both transitions in its :paths; the others pending, their one transition :transition_uuids'.
+INSERT INTO workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, namespace,
+                            state, retryable, max_attempts, attempts, in_process, processed,
+                            inputs, priority, enqueued_at, transition_count, created_at,
+                            updated_at, last_event, last_metadata, last_transition_uuid,
+                            last_path)
+SELECT r.step_uuid, r.task_uuid, r.name, r.template_step_name, r.namespace,
+       CASE WHEN r.enqueue THEN 'enqueued' ELSE 'pending' END, r.retryable, r.max_attempts, 0,
+       false, false, r.inputs::jsonb, r.priority,
+       CASE WHEN r.enqueue THEN :now::timestamptz END, CASE WHEN r.enqueue THEN 2 ELSE 1 END,
+       :now, :now, CASE WHEN r.enqueue THEN 'enqueue' ELSE 'initial' END,
+       CASE WHEN r.enqueue THEN :enqueue_metadata::jsonb ELSE :initial_metadata::jsonb END,
+       r.transition_uuid, r.path::jsonb
+FROM unnest(:step_uuids::text[], :task_uuids::text[], :names::text[], :template_names::text[],
+            :namespaces::text[], :retryable::boolean[], :max_attempts::integer[],
+            :inputs::text[], :priorities::integer[], :enqueue::boolean[],
+            :transition_uuids::text[], :paths::text[])
+     AS r(step_uuid, task_uuid, name, template_step_name, namespace, retryable, max_attempts,
+          inputs, priority, enqueue, transition_uuid, path)
+ON CONFLICT (task_uuid, name) DO NOTHING;
+
 -- name: insert_edges
 -- Dependency edges from a JSON array of [from_step_uuid, to_step_uuid]; duplicates are ignored.
 INSERT INTO workflow_step_edges (from_step_uuid, to_step_uuid, name, task_uuid, created_at)

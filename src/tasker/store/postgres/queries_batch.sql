@@ -283,6 +283,14 @@ audited AS (
 )
 SELECT workflow_step_uuid, via_uuid FROM moved;
 
+-- name: check_tasks_inserted
+-- After insert_tasks of a creation that predicted every task new (ADR 0023): fails the
+-- transaction with SQLSTATE TK001 unless all :expected tasks of :task_uuids (a JSON list) were
+-- inserted (an identity existed, and ON CONFLICT left a row out); the caller redoes the
+-- creation the ordinary way, which names the task that holds the identity.
+SELECT tasker_mispredicted('a task of this creation has an identity that exists')
+WHERE (SELECT COUNT(*) FROM tasks WHERE task_uuid = ANY (:task_uuids::text[])) <> :expected;
+
 -- name: check_predicted_passes
 -- The premises of each predicted pass of :passes ([{task_uuid, step_uuid, transition_uuid,
 -- ready, last}]) once its step's result was stored, checked under the task's lock (ADR 0023):

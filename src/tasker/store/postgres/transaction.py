@@ -18,11 +18,14 @@ import psycopg
 from psycopg.rows import DictRow
 
 from tasker.domain.model import JSONObject, StepRecord, Successors, TaskRecord
-from tasker.domain.states import StepState, TaskState
+from tasker.domain.states import StepEvent, StepState, TaskState
 from tasker.errors import PassMispredicted, StoreError, StoreUnavailable
 from tasker.store.sql import (
+    _STEPS_PER_INSERT,
     FencedResult,
     LockedTask,
+    NewStep,
+    NewTask,
     PredictedPass,
     SqlTransaction,
     StepOverview,
@@ -490,6 +493,96 @@ class PostgresTransaction(SqlTransaction):
             )
             claimed.append((record, str(row["claim_token"])))
         return claimed
+
+    def insert_tasks(
+        self,
+        tasks: Sequence[NewTask],
+        now: datetime,
+        metadata: JSONObject | None = None,
+        *,
+        expect_all: bool = False,
+    ) -> set[str]:
+        """With ``expect_all``, the inserts are held with ``check_tasks_inserted`` after them,
+        so that creating a task is one round trip with the steps, edges and ``COMMIT``."""
+        if not expect_all:
+            return super().insert_tasks(tasks, now, metadata)
+        for sql, params, chunk, states in self._task_inserts(tasks, now, metadata):
+            self._stats.statements += 1
+            self.connection.hold(sql, params)
+            for task, state in zip(chunk, states, strict=True):
+                self._task_moved(str(task.values["task_uuid"]), state, True)
+        uuids = [str(task.values["task_uuid"]) for task in tasks]
+        self._stats.statements += 1
+        self.connection.hold(
+            self._q["check_tasks_inserted"],
+            {"task_uuids": self._d.array_param(uuids), "expected": len(uuids)},
+        )
+        return set(uuids)
+
+    def insert_task_steps(
+        self, tasks: Sequence[tuple[str, str, int, Sequence[NewStep]]], now: datetime
+    ) -> None:
+        """The steps as ``insert_steps_unnest``: one column per array parameter, one
+        statement text whatever the number of steps (converted once, prepared)."""
+        rows = [
+            (task_uuid, namespace, priority, step)
+            for task_uuid, namespace, priority, steps in tasks
+            for step in steps
+        ]
+        initial = _transition_metadata("initial", now, None)
+        enqueue = _transition_metadata("enqueue", now, None)
+        for start in range(0, len(rows), _STEPS_PER_INSERT):
+            chunk = rows[start : start + _STEPS_PER_INSERT]
+            transitions: list[str] = []
+            paths: list[str | None] = []
+            for _, _, _, step in chunk:
+                first = new_uuid()
+                if not step.enqueue:
+                    transitions.append(first)
+                    paths.append(None)
+                    continue
+                second = new_uuid()
+                transitions.append(second)
+                paths.append(
+                    self._json(
+                        [
+                            {
+                                "uuid": first,
+                                "from": None,
+                                "to": StepState.PENDING.value,
+                                "event": "initial",
+                                "metadata": initial,
+                            },
+                            {
+                                "uuid": second,
+                                "from": StepState.PENDING.value,
+                                "to": StepState.ENQUEUED.value,
+                                "event": StepEvent.ENQUEUE.value,
+                                "metadata": enqueue,
+                            },
+                        ]
+                    )
+                )
+            self._run(
+                "insert_steps_unnest",
+                {
+                    "step_uuids": [step.workflow_step_uuid for _, _, _, step in chunk],
+                    "task_uuids": [task_uuid for task_uuid, _, _, _ in chunk],
+                    "names": [step.name for _, _, _, step in chunk],
+                    "template_names": [step.template_step_name for _, _, _, step in chunk],
+                    "namespaces": [namespace for _, namespace, _, _ in chunk],
+                    "retryable": [step.retryable for _, _, _, step in chunk],
+                    "max_attempts": [step.max_attempts for _, _, _, step in chunk],
+                    "inputs": [step.inputs for _, _, _, step in chunk],
+                    "priorities": [priority for _, _, priority, _ in chunk],
+                    "enqueue": [step.enqueue for _, _, _, step in chunk],
+                    "transition_uuids": transitions,
+                    "paths": paths,
+                    "now": self._ts(now),
+                    "initial_metadata": self._json(initial),
+                    "enqueue_metadata": self._json(enqueue),
+                },
+            )
 
     def task_with_steps(self, task_uuid: str) -> tuple[TaskRecord | None, list[StepRecord]]:
         """Both reads in one round trip. As the first statements of a read, also its
