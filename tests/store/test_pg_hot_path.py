@@ -526,6 +526,7 @@ def test_a_task_with_its_steps_reads_what_the_two_reads_read(store: Store) -> No
     if isinstance(store, PostgresStore):
         assert ended
         assert store.stats.read_commits == before + 2  # each read committed once
-        with store.read() as tx, pytest.raises(StoreError, match="after the transaction"):
+        with store.read() as tx:
             tx.task_with_steps(created.task_uuid)
-            tx.step_overview(created.task_uuid, NOW)  # the read is over
+            with pytest.raises(StoreError, match="after the transaction"):
+                tx.step_overview(created.task_uuid, NOW)  # the read is over

@@ -30,6 +30,7 @@ from tasker.orchestration.results import ResultGroup, ResultOutcome, sweep_expir
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store
 from tasker.store.postgres import PostgresStore
+from tasker.store.postgres.transaction import PostgresTransaction
 from tasker.templates import load_template_text
 
 pytestmark = pytest.mark.postgres
@@ -47,6 +48,11 @@ def pg_store(pg_database_factory: Any) -> Iterator[PostgresStore]:
         yield opened
     finally:
         opened.close()
+
+
+def pg(tx: Any) -> PostgresTransaction:
+    assert isinstance(tx, PostgresTransaction)
+    return tx
 
 
 def template_text(name: str, parents: list[list[int]], namespace: str = "predicted") -> str:
@@ -281,7 +287,7 @@ def test_a_chain_link_is_predicted_and_held_in_one_round_trip(pg_store: Postgres
             step_template=template.step(step.template_step_name),
         )
         assert group.finish(tx, NOW) == [ResultOutcome.APPLIED]
-        held = [sql for sql, _, _ in tx.connection._held]
+        held = [sql for sql, _, _ in pg(tx).connection._held]
         assert len(held) == 6  # BEGIN, lock, result, check, the child's enqueue, the task's move
         assert "tasker_mispredicted" in held[3]
 
@@ -389,3 +395,32 @@ def test_every_link_of_a_chain_and_its_last_step_are_predicted(
     assert task is not None
     assert task.state is TaskState.COMPLETE
     assert set(states.values()) == {StepState.COMPLETE}
+
+
+def test_a_creation_predicted_new_is_sent_with_its_commit_and_a_duplicate_fails_it(
+    pg_store: PostgresStore,
+) -> None:
+    """Creating a task predicted new holds the task, its steps and edges and the check that
+    every task was inserted: nothing reaches the server before COMMIT. A request whose
+    identity exists fails that check, and nothing of it is written."""
+    templates, _ = chain_store(pg_store, "created")
+    request = TaskRequest(name="chain", namespace="created", context={"n": next(SERIAL)})
+    with pg_store.transaction() as tx:
+        created = create_task(tx, templates, request, NOW, predict=True)
+        assert not pg(tx).connection.in_transaction()  # not a statement sent yet
+        held = [sql for sql, _, _ in pg(tx).connection._held]
+        assert "tasker_mispredicted" in held[2]  # BEGIN, the task, its check, steps, edges
+    with pg_store.read() as tx:
+        task, steps = tx.task_with_steps(created.task_uuid)
+    with pg_store.read() as tx:
+        counts_before = tx.table_counts()
+    assert task is not None
+    assert [s.state for s in steps] == [StepState.ENQUEUED, StepState.PENDING, StepState.PENDING]
+
+    with (
+        pytest.raises(PassMispredicted, match="identity that exists"),
+        pg_store.transaction() as tx,
+    ):
+        create_task(tx, templates, request, NOW, predict=True)
+    with pg_store.read() as tx:
+        assert tx.table_counts() == counts_before

@@ -434,7 +434,10 @@ class PostgresTransaction(SqlTransaction):
 
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
         if self.committed and sql not in {self._q[name] for name in _READS_AFTER_COMMIT}:
-            raise StoreError("a statement after the transaction committed with its claim")
+            raise StoreError(
+                "a statement after the transaction committed (with its claim, or a read with"
+                " its first statements)"
+            )
         if self._claimed_ancestors or self._claimed_tasks:
             self._claimed_ancestors.clear()
             self._claimed_tasks.clear()
