@@ -37,6 +37,7 @@ __all__ = [
     "SqlTransaction",
     "StepTransition",
     "StoreStats",
+    "enqueued_step_path",
     "new_uuid",
 ]
 
@@ -223,6 +224,28 @@ def _iso(now: datetime) -> str:
     text = now.isoformat()
     _last_iso = (now, text)
     return text
+
+
+def enqueued_step_path(
+    first: str, second: str, initial: JSONObject, enqueue: JSONObject
+) -> list[JSONObject]:
+    """The two transitions of a step inserted enqueued (its row's ``last_path``)."""
+    return [
+        {
+            "uuid": first,
+            "from": None,
+            "to": StepState.PENDING.value,
+            "event": "initial",
+            "metadata": initial,
+        },
+        {
+            "uuid": second,
+            "from": StepState.PENDING.value,
+            "to": StepState.ENQUEUED.value,
+            "event": StepEvent.ENQUEUE.value,
+            "metadata": enqueue,
+        },
+    ]
 
 
 def _transition_metadata(event: str, now: datetime, extra: JSONObject | None) -> JSONObject:
@@ -802,22 +825,7 @@ class SqlTransaction:
                 )
                 if step.enqueue:
                     second = new_uuid()
-                    path = [
-                        {
-                            "uuid": first,
-                            "from": None,
-                            "to": StepState.PENDING.value,
-                            "event": "initial",
-                            "metadata": initial,
-                        },
-                        {
-                            "uuid": second,
-                            "from": StepState.PENDING.value,
-                            "to": StepState.ENQUEUED.value,
-                            "event": StepEvent.ENQUEUE.value,
-                            "metadata": enqueue,
-                        },
-                    ]
+                    path = enqueued_step_path(first, second, initial, enqueue)
                     params += (at, at, at, enqueue_json, second, self._json(path))
                 else:
                     params += (at, at, initial_json, first)

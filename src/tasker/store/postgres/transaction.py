@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import DictRow
 
 from tasker.domain.model import JSONObject, StepRecord, Successors, TaskRecord
-from tasker.domain.states import StepEvent, StepState, TaskState
+from tasker.domain.states import StepState, TaskState
 from tasker.errors import PassMispredicted, StoreError, StoreUnavailable
 from tasker.store.sql import (
     _STEPS_PER_INSERT,
@@ -31,6 +31,7 @@ from tasker.store.sql import (
     StepOverview,
     StepTransition,
     _transition_metadata,
+    enqueued_step_path,
     new_uuid,
 )
 
@@ -546,26 +547,7 @@ class PostgresTransaction(SqlTransaction):
                     continue
                 second = new_uuid()
                 transitions.append(second)
-                paths.append(
-                    self._json(
-                        [
-                            {
-                                "uuid": first,
-                                "from": None,
-                                "to": StepState.PENDING.value,
-                                "event": "initial",
-                                "metadata": initial,
-                            },
-                            {
-                                "uuid": second,
-                                "from": StepState.PENDING.value,
-                                "to": StepState.ENQUEUED.value,
-                                "event": StepEvent.ENQUEUE.value,
-                                "metadata": enqueue,
-                            },
-                        ]
-                    )
-                )
+                paths.append(self._json(enqueued_step_path(first, second, initial, enqueue)))
             self._run(
                 "insert_steps_unnest",
                 {
