@@ -355,10 +355,11 @@ class Tasker:
                 del remembered[next(iter(remembered))]
 
     def _settled_view(self, task_uuid: str) -> TaskView | None:
-        """The task with its steps if it is settled, else ``None``: one read either way (the
-        steps read with the task whatever its state: one round trip on PostgreSQL)."""
+        """The task with its steps if it is settled, else ``None``: one read either way (one
+        round trip on PostgreSQL, whose steps statement finds none if the task has not
+        settled)."""
         with self.store.read() as tx:
-            task, steps = tx.task_with_steps(task_uuid)
+            task, steps = tx.task_with_steps(task_uuid, SETTLED_TASK_STATES)
         if task is None:
             raise TaskNotFound(f"task {task_uuid} does not exist")
         if task.state not in SETTLED_TASK_STATES:

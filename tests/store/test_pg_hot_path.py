@@ -521,11 +521,18 @@ def test_a_task_with_its_steps_reads_what_the_two_reads_read(store: Store) -> No
             tx.task_steps(created.task_uuid),
         )
         assert tx.task_with_steps("no-such-task") == (None, [])
+    with store.read() as tx:  # a task in none of the states: its row, no steps
+        assert tx.task_with_steps(created.task_uuid, {TaskState.COMPLETE}) == (task, [])
+    with store.read() as tx:
+        assert tx.task_with_steps(created.task_uuid, {TaskState.STEPS_IN_PROCESS}) == (
+            task,
+            steps,
+        )
     assert task is not None
     assert sorted(s.name for s in steps) == ["bottom", "left", "right", "top"]
     if isinstance(store, PostgresStore):
         assert ended
-        assert store.stats.read_commits == before + 2  # each read committed once
+        assert store.stats.read_commits == before + 4  # each read committed once
         with store.read() as tx:
             tx.task_with_steps(created.task_uuid)
             with pytest.raises(StoreError, match="after the transaction"):

@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -892,10 +892,16 @@ class SqlTransaction:
     def task_steps(self, task_uuid: str) -> list[StepRecord]:
         return [self._step_record(r) for r in self._all("task_steps", {"task_uuid": task_uuid})]
 
-    def task_with_steps(self, task_uuid: str) -> tuple[TaskRecord | None, list[StepRecord]]:
-        """The task and its steps (none if there is no such task): what a task view shows."""
+    def task_with_steps(
+        self, task_uuid: str, states: Collection[TaskState] | None = None
+    ) -> tuple[TaskRecord | None, list[StepRecord]]:
+        """The task and its steps: what a task view shows. No steps if there is no such task,
+        or (``states``) if it is in none of those states (``Tasker.wait`` polling a task
+        that has not settled reads no steps)."""
         task = self.get_task(task_uuid)
-        return (None, []) if task is None else (task, self.task_steps(task_uuid))
+        if task is None or (states is not None and task.state not in states):
+            return task, []
+        return task, self.task_steps(task_uuid)
 
     def get_step(self, step_uuid: str) -> StepRecord | None:
         row = self._one("get_step", {"workflow_step_uuid": step_uuid})

@@ -128,6 +128,15 @@ ON CONFLICT DO NOTHING;
 -- Every step of a task, oldest first.
 SELECT * FROM workflow_steps WHERE task_uuid = :task_uuid ORDER BY created_at, step_seq;
 
+-- name: task_steps_in_states
+-- task_steps if the task is in one of :states (a list), else nothing (a task view of a task
+-- that has not settled yet, read in the same round trip as the task).
+SELECT s.* FROM workflow_steps s
+WHERE s.task_uuid = :task_uuid
+  AND EXISTS (SELECT 1 FROM tasks t
+              WHERE t.task_uuid = :task_uuid AND t.state = ANY (:states::text[]))
+ORDER BY s.created_at, s.step_seq;
+
 -- name: get_step
 -- One step row.
 SELECT * FROM workflow_steps WHERE workflow_step_uuid = :workflow_step_uuid;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -569,16 +569,27 @@ class PostgresTransaction(SqlTransaction):
                 },
             )
 
-    def task_with_steps(self, task_uuid: str) -> tuple[TaskRecord | None, list[StepRecord]]:
+    def task_with_steps(
+        self, task_uuid: str, states: Collection[TaskState] | None = None
+    ) -> tuple[TaskRecord | None, list[StepRecord]]:
         """Both reads in one round trip. As the first statements of a read, also its
         ``COMMIT``: a caller's view of a task (``Tasker.wait``, ``get_task``) costs one
         round trip instead of three; the read is then over (``committed``)."""
         if self.committed:
-            return super().task_with_steps(task_uuid)
+            return super().task_with_steps(task_uuid, states)
         conn = self.connection
         self._stats.statements += 2
         task = conn.hold(self._q["get_task"], {"task_uuid": task_uuid})
-        steps = conn.hold(self._q["task_steps"], {"task_uuid": task_uuid})
+        if states is None:
+            steps = conn.hold(self._q["task_steps"], {"task_uuid": task_uuid})
+        else:
+            steps = conn.hold(
+                self._q["task_steps_in_states"],
+                {
+                    "task_uuid": task_uuid,
+                    "states": self._d.array_param(sorted(state.value for state in states)),
+                },
+            )
         ends = self.read_only and not conn.in_transaction()
         if ends:
             conn.hold("COMMIT", None)
