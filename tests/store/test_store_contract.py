@@ -13,13 +13,13 @@ import pytest
 
 from tasker.domain.model import TaskRequest
 from tasker.domain.states import StepState, TaskState
-from tasker.errors import DuplicateTask
+from tasker.errors import DuplicateTask, PassMispredicted
 from tasker.orchestration.claims import claim_steps
 from tasker.orchestration.creation import create_task
 from tasker.orchestration.results import ResultOutcome, submit_result
 from tasker.orchestration.templates import TemplateCache
 from tasker.store import Store, Transaction
-from tasker.store.sql import new_uuid
+from tasker.store.sql import FencedResult, LockedTask, PredictedPass, new_uuid
 from tasker.templates import load_template_text
 
 NOW = datetime(2026, 1, 6, 12, 0, 0, 123456, tzinfo=UTC)
@@ -632,3 +632,97 @@ def test_stats_count_statements_and_only_committed_write_transactions(store: Sto
         fail()
 
     assert (store.stats.statements, store.stats.commits) == (before[0] + 4, before[1] + 1)
+
+
+# -- predictions (ADR 0023): what the store checks, on every backend --------------------------
+
+
+def _predicted_first_step(
+    store: Store, templates: TemplateCache, ready_names_predicted: tuple[str, ...]
+) -> tuple[str, str]:
+    """Store the claimed first step's success predicting ``ready_names_predicted`` ready;
+    returns (task_uuid, step_uuid). Raises PassMispredicted if the prediction is wrong."""
+    with store.transaction() as tx:
+        created = create_task(tx, templates, TaskRequest(name="linear", namespace="contract"), NOW)
+        [claim] = claim_steps(
+            tx, namespaces=None, limit=5, worker_id="w1", lease_timeout_s=30.0, now=NOW
+        )
+    with store.read() as tx:
+        steps = {s.name: s.workflow_step_uuid for s in tx.task_steps(created.task_uuid)}
+        task = tx.get_task(created.task_uuid)
+    assert task is not None
+    predicted = PredictedPass(
+        LockedTask(task.task_uuid, TaskState.STEPS_IN_PROCESS, "contract", task.named_task_uuid),
+        claim.step_uuid,
+        tuple(steps[name] for name in ready_names_predicted),
+    )
+    audit = {
+        "step_uuid": claim.step_uuid,
+        "task_uuid": task.task_uuid,
+        "worker_uuid": "w1",
+        "correlation_id": None,
+        "success": True,
+        "execution_time_ms": 1.0,
+        "attempt": 1,
+        "now": NOW,
+    }
+    with store.transaction() as tx:
+        locked = tx.lock_and_complete_predicted(
+            [FencedResult(claim.step_uuid, claim.token, {"success": True}, NOW)],
+            [audit],
+            StepState.IN_PROGRESS,
+            (StepState.ENQUEUED_FOR_ORCHESTRATION, "enqueue_for_orchestration"),
+            StepState.COMPLETE,
+            "complete",
+            NOW,
+            [predicted],
+        )
+        assert locked == {task.task_uuid: predicted.task}
+    return task.task_uuid, claim.step_uuid
+
+
+def test_a_prediction_that_holds_stores_the_result(store: Store, templates: TemplateCache) -> None:
+    task_uuid, step_uuid = _predicted_first_step(store, templates, ("second",))
+    with store.read() as tx:
+        step = tx.get_step(step_uuid)
+        assert step is not None
+        assert step.state is StepState.COMPLETE
+        assert len(tx.step_audit(task_uuid, step_uuid)) == 1
+
+
+def test_a_prediction_that_does_not_hold_fails_and_writes_nothing(
+    store: Store, templates: TemplateCache
+) -> None:
+    """Predicting no ready step where ``second`` becomes ready: the transaction fails with
+    ``PassMispredicted`` (on PostgreSQL at COMMIT, in SQL) and the result is not stored."""
+    with store.read() as tx:
+        before = tx.table_counts()
+    with pytest.raises(PassMispredicted):
+        _predicted_first_step(store, templates, ())
+    with store.read() as tx:
+        after = tx.table_counts()
+        (task_uuid,) = tx.tasks_in_states([TaskState.STEPS_IN_PROCESS], NOW + LEASE, 10)
+        states = {s.name: s.state for s in tx.task_steps(task_uuid)}
+    # The task and its claim were committed before the prediction; the result was not.
+    assert after["workflow_step_result_audit"] == before["workflow_step_result_audit"]
+    assert states == {
+        "first": StepState.IN_PROGRESS,
+        "second": StepState.PENDING,
+        "third": StepState.PENDING,
+    }
+
+
+def test_a_creation_predicted_new_fails_on_an_existing_identity_and_writes_nothing(
+    store: Store, templates: TemplateCache
+) -> None:
+    request = TaskRequest(name="linear", namespace="contract", context={"n": 1})
+    with store.transaction() as tx:
+        create_task(tx, templates, request, NOW, predict=True)
+    with store.read() as tx:
+        before = tx.table_counts()
+    with pytest.raises(PassMispredicted), store.transaction() as tx:
+        create_task(tx, templates, request, NOW, predict=True)
+    with pytest.raises(DuplicateTask), store.transaction() as tx:
+        create_task(tx, templates, request, NOW)
+    with store.read() as tx:
+        assert tx.table_counts() == before

@@ -281,7 +281,7 @@ def _write(
         [task.task for task in tasks],
         now,
         {"initial_state": "pending", "from_service": "task_initializer"},
-        expect_all=predict and tx.predicts_passes,
+        expect_all=predict,
     )
     for index, task in enumerate(tasks):
         if task.created.task_uuid not in inserted:
