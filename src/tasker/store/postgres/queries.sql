@@ -167,18 +167,22 @@ SELECT state, COUNT(*) AS n FROM workflow_steps WHERE task_uuid = :task_uuid GRO
 -- name: bump_task
 -- Compare-and-set a task's state (a trigger appends the transition row); no row if it moved first.
 -- :steps > 1 records that many transitions at once, listed in :path (JSON array, else NULL).
+-- The state is compared with IS NOT DISTINCT FROM (state is NOT NULL, so the same test as =)
+-- because no index serves it: a plan made while tasks is small cannot then prefer
+-- tasks_state_idx, whose scan grows with the tasks in that state, to the primary key (ADR 0024).
 UPDATE tasks SET state = :to_state, transition_count = transition_count + :steps,
     state_entered_at = :now, updated_at = :now,
     last_event = :event, last_metadata = :metadata::jsonb, last_transition_uuid = :transition_uuid,
     last_processor_uuid = :processor_uuid, last_path = CAST(:path AS jsonb),
     complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
     completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
-WHERE task_uuid = :task_uuid AND state = :from_state
+WHERE task_uuid = :task_uuid AND state IS NOT DISTINCT FROM :from_state
 RETURNING transition_count;
 
 -- name: bump_held_task
 -- bump_task for a task whose row this transaction locked: nobody else can move it, so the store does
--- not wait for the result; finding the task in another state (a bug) fails the statement.
+-- not wait for the result; finding the task in another state (a bug) fails the statement. (IS NOT
+-- DISTINCT FROM: see bump_task.)
 WITH moved AS (
     UPDATE tasks SET state = :to_state, transition_count = transition_count + :steps,
         state_entered_at = :now, updated_at = :now,
@@ -186,7 +190,7 @@ WITH moved AS (
         last_processor_uuid = :processor_uuid, last_path = CAST(:path AS jsonb),
         complete = CASE WHEN :to_state = 'complete' THEN true ELSE complete END,
         completed_at = CASE WHEN :to_state = 'complete' THEN :now ELSE completed_at END
-    WHERE task_uuid = :task_uuid AND state = :from_state
+    WHERE task_uuid = :task_uuid AND state IS NOT DISTINCT FROM :from_state
     RETURNING 1
 )
 SELECT tasker_fail('task ' || :task_uuid || ' was not in state ' || :from_state
@@ -233,9 +237,11 @@ WHERE s.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
 ORDER BY s.created_at, s.step_seq;
 
 -- name: heartbeat
--- Renew a lease, only while the claim is still current.
+-- Renew a lease, only while the claim is still current. (IS NOT DISTINCT FROM, as in bump_task:
+-- so that no plan can prefer workflow_steps_lease_idx, all running steps, to the primary key.)
 UPDATE workflow_steps SET lease_expires_at = :lease_expires_at
-WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token AND state = 'in_progress';
+WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token
+  AND state IS NOT DISTINCT FROM 'in_progress';
 
 -- name: save_checkpoint
 -- Persist a checkpoint in one UPDATE, fenced by the claim; history is appended in SQL, last 100 kept (R4.1).
@@ -260,7 +266,8 @@ UPDATE workflow_steps SET
         )),
     lease_expires_at = :lease_expires_at,
     updated_at = :now
-WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token AND state = 'in_progress';
+WHERE workflow_step_uuid = :workflow_step_uuid AND claim_token = :claim_token
+  AND state IS NOT DISTINCT FROM 'in_progress';  -- as in heartbeat
 
 -- name: due_retry_tasks
 -- Tasks with a step whose retry backoff has elapsed.
