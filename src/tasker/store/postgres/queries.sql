@@ -142,12 +142,13 @@ ORDER BY s.created_at, s.step_seq;
 SELECT * FROM workflow_steps WHERE workflow_step_uuid = :workflow_step_uuid;
 
 -- name: task_edges
--- Every edge of a task, as step names.
+-- Every edge of a task, as step names. Found from the task's steps (edges have no index on
+-- task_uuid, so filtering them by it reads them all; ADR 0024).
 SELECT p.name AS from_name, c.name AS to_name, e.name AS edge_name
-FROM workflow_step_edges e
+FROM workflow_steps c
+JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
 JOIN workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-JOIN workflow_steps c ON c.workflow_step_uuid = e.to_step_uuid
-WHERE e.task_uuid = :task_uuid;
+WHERE c.task_uuid = :task_uuid;
 
 -- name: step_overview
 -- A task's ready steps (execution.md §5, oldest first) and its step counts by state, in one query:
@@ -229,7 +230,9 @@ FOR UPDATE SKIP LOCKED;
 WITH RECURSIVE ancestors(uuid) AS (
     SELECT from_step_uuid FROM workflow_step_edges WHERE to_step_uuid = :workflow_step_uuid
     UNION
-    SELECT e.from_step_uuid FROM workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.uuid
+    SELECT e.from_step_uuid FROM ancestors a
+    CROSS JOIN LATERAL (SELECT from_step_uuid FROM workflow_step_edges
+                        WHERE to_step_uuid = a.uuid OFFSET 0) e  -- by index: ADR 0024
 )
 SELECT s.name, s.results FROM workflow_steps s
 WHERE s.workflow_step_uuid = ANY (ARRAY(SELECT uuid FROM ancestors))
@@ -285,8 +288,10 @@ ORDER BY task_uuid, workflow_step_uuid
 LIMIT :limit;
 
 -- name: tasks_in_states
--- Non-terminal tasks the poller should look at, oldest first.
-SELECT task_uuid FROM tasks WHERE state IN (SELECT jsonb_array_elements_text(:states::jsonb))
+-- Non-terminal tasks the poller should look at, oldest first. (= ANY of an array, not IN of a set:
+-- the states are then the index's condition, not a hash probed for every task; ADR 0024.)
+SELECT task_uuid FROM tasks
+WHERE state = ANY (ARRAY(SELECT jsonb_array_elements_text(:states::jsonb)))
   AND state_entered_at <= :entered_before
 ORDER BY priority DESC, created_at LIMIT :limit;
 

@@ -29,8 +29,9 @@ WITH RECURSIVE ancestors(root, uuid) AS (
     SELECT e.to_step_uuid, e.from_step_uuid FROM workflow_step_edges e
     WHERE e.to_step_uuid = ANY (:step_uuids::text[])
     UNION
-    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
-    JOIN ancestors a ON e.to_step_uuid = a.uuid
+    SELECT a.root, e.from_step_uuid FROM ancestors a
+    CROSS JOIN LATERAL (SELECT from_step_uuid FROM workflow_step_edges
+                        WHERE to_step_uuid = a.uuid OFFSET 0) e  -- by index: ADR 0024
 )
 SELECT a.root, s.name, s.results
 FROM workflow_steps s JOIN ancestors a ON a.uuid = s.workflow_step_uuid
@@ -189,8 +190,9 @@ ancestors(root, uuid) AS (
     SELECT c.workflow_step_uuid, e.from_step_uuid
     FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
     UNION
-    SELECT a.root, e.from_step_uuid FROM workflow_step_edges e
-    JOIN ancestors a ON e.to_step_uuid = a.uuid
+    SELECT a.root, e.from_step_uuid FROM ancestors a
+    CROSS JOIN LATERAL (SELECT from_step_uuid FROM workflow_step_edges
+                        WHERE to_step_uuid = a.uuid OFFSET 0) e  -- by index: ADR 0024
 ),
 ancestor_results AS (
     SELECT a.root,
