@@ -638,7 +638,8 @@ def _with_defaults(
     plans: the store's statements look rows up by key, and with ``auto`` PostgreSQL kept
     re-planning some at every run (ADR 0018). Sequential scans are off: a plan made while the
     tables are small would otherwise scan them whole for as long as the connection lives, each
-    scan longer as they grow (ADR 0024).
+    scan longer as they grow (ADR 0024). JIT is off: a generic plan's cost is estimated for
+    unknown values, often above ``jit_above_cost``, and compiling took 100 ms a run of the claim.
     """
     ms = {
         "statement_timeout": statement_timeout_s,
@@ -647,7 +648,7 @@ def _with_defaults(
     }
     ours = " ".join(f"-c {name}={int(value * 1000)}" for name, value in ms.items())
     merged = dict(params)
-    plans = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
+    plans = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off"
     merged["options"] = f"-c TimeZone=UTC {plans} {ours} {params.get('options', '')}".strip()
     merged.setdefault("connect_timeout", str(max(2, math.ceil(connect_timeout_s))))
     merged.setdefault("application_name", "tasker")

@@ -184,11 +184,14 @@ claimed AS (
         lease_expires_at = :lease_expires_at
     FROM numbered c
     WHERE s.workflow_step_uuid = c.workflow_step_uuid
+      -- the claimed rows by key, whatever the plan makes of the candidates' estimated count
+      AND s.workflow_step_uuid = ANY (ARRAY(SELECT workflow_step_uuid FROM numbered))
     RETURNING s.*, c.n AS claim_n
 ),
 ancestors(root, uuid) AS (
-    SELECT c.workflow_step_uuid, e.from_step_uuid
-    FROM numbered c JOIN workflow_step_edges e ON e.to_step_uuid = c.workflow_step_uuid
+    SELECT c.workflow_step_uuid, e.from_step_uuid FROM numbered c
+    CROSS JOIN LATERAL (SELECT from_step_uuid FROM workflow_step_edges
+                        WHERE to_step_uuid = c.workflow_step_uuid OFFSET 0) e
     UNION
     SELECT a.root, e.from_step_uuid FROM ancestors a
     CROSS JOIN LATERAL (SELECT from_step_uuid FROM workflow_step_edges
@@ -212,7 +215,8 @@ children AS (
                (SELECT COUNT(DISTINCT pe.from_step_uuid) FROM workflow_step_edges pe
                 WHERE pe.to_step_uuid = s.workflow_step_uuid) AS parents
         FROM numbered c
-        JOIN workflow_step_edges ce ON ce.from_step_uuid = c.workflow_step_uuid
+        CROSS JOIN LATERAL (SELECT to_step_uuid FROM workflow_step_edges
+                            WHERE from_step_uuid = c.workflow_step_uuid OFFSET 0) ce
         JOIN workflow_steps s ON s.workflow_step_uuid = ce.to_step_uuid
     ) k
     GROUP BY k.root
@@ -222,13 +226,14 @@ SELECT c.*, r.results AS ancestor_results,
          THEN (SELECT to_jsonb(t)::text FROM tasks t WHERE t.task_uuid = c.task_uuid)
     END AS root_task_row,
     k.children,
+    -- OFFSET 0: each task's own steps by index, never one hash of every unfinished step
     k.children IS NULL
     AND NOT EXISTS (SELECT 1 FROM workflow_steps o
-                    WHERE o.task_uuid = c.task_uuid AND o.state < 'complete')
+                    WHERE o.task_uuid = c.task_uuid AND o.state < 'complete' OFFSET 0)
     AND NOT EXISTS (SELECT 1 FROM workflow_steps o
                     WHERE o.task_uuid = c.task_uuid AND o.state > 'complete'
                       AND o.state <> 'resolved_manually'
-                      AND o.workflow_step_uuid <> c.workflow_step_uuid) AS last,
+                      AND o.workflow_step_uuid <> c.workflow_step_uuid OFFSET 0) AS last,
     (SELECT t.named_task_uuid FROM tasks t WHERE t.task_uuid = c.task_uuid) AS named_task_uuid
 FROM claimed c LEFT JOIN ancestor_results r ON r.root = c.workflow_step_uuid
 LEFT JOIN children k ON k.root = c.workflow_step_uuid
