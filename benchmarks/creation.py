@@ -30,6 +30,8 @@ from benchmarks.deployment import (
     PostgresServer,
     Server,
     SqliteServer,
+    cpu_s,
+    proc_stat,
 )
 from tasker.config import Settings
 from tasker.domain.model import TaskRequest
@@ -44,19 +46,16 @@ def _server_cpu_s(postmaster_pid: int | None) -> float | None:
     """CPU seconds used so far by the server's processes (children of the postmaster)."""
     if postmaster_pid is None:
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == postmaster_pid or int(entry.name) == postmaster_pid:
-            # utime, stime, cutime, cstime (fields 14-17 of stat, after the comm field)
-            total += sum(int(v) for v in fields[11:15])
-    return total / ticks
+        fields = proc_stat(entry.name)
+        if fields is not None and (
+            int(fields[1]) == postmaster_pid or int(entry.name) == postmaster_pid
+        ):
+            total += cpu_s(entry.name, children=True) or 0.0
+    return total
 
 
 def _postmaster_pid(server: Server) -> int | None:
@@ -65,11 +64,8 @@ def _postmaster_pid(server: Server) -> int | None:
     if admin is None:
         return None
     row = admin.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        stat = Path(f"/proc/{row[0]}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    fields = proc_stat(row[0])
+    return None if fields is None else int(fields[1])
 
 
 def _create(app: Tasker, template: str, tasks: int, batch: int) -> None:

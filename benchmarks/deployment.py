@@ -39,6 +39,8 @@ __all__ = [
     "Server",
     "Session",
     "SqliteServer",
+    "cpu_s",
+    "proc_stat",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -293,6 +295,29 @@ def _redact(url: str) -> str:
 
 def _note(message: str) -> None:
     print(f"benchmarks: {message}", file=sys.stderr)
+
+
+# -- /proc --------------------------------------------------------------------------------
+
+
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (so ``[0]`` is the state,
+    ``[1]`` the parent pid, ``[11:15]`` utime, stime, cutime, cstime), or None (Linux only,
+    or the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_s(pid: int | str, *, children: bool = False) -> float | None:
+    """CPU seconds (user + system) a process has used, with its waited-for children's if
+    ``children``; None if it cannot be read."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
+    ticks = sum(int(value) for value in fields[11 : 15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # -- memory -------------------------------------------------------------------------------

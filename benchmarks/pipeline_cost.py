@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from psycopg import pq
 
-from benchmarks.deployment import PostgresServer
+from benchmarks.deployment import PostgresServer, cpu_s
 
 __all__ = ["main"]
 
@@ -36,10 +36,10 @@ _QUERY = "SELECT %s::int + 1"
 
 
 def _cpu_us(pid: int) -> float:
-    """User + system CPU of a process, in microseconds (clock ticks of 10 ms)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 10_000.0
+    seconds = cpu_s(pid)
+    if seconds is None:
+        raise RuntimeError(f"cannot read the CPU time of process {pid} (Linux /proc only)")
+    return seconds * 1e6
 
 
 def _measure(
